@@ -1,0 +1,102 @@
+"""The `docpipe` command. Commands parse options, build a config and call a stage's `run`;
+heavy modules are imported inside the commands so that `docpipe --help` stays instant."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from docpipe import __version__
+
+app = typer.Typer(
+    help="Turn a folder of documents into a small fine-tuned model that cites its sources.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+OutOption = Annotated[Path, typer.Option("--out", "-o", help="Output folder: everything a run makes, and its cache.")]
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config (default: configs/default.yaml).")]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    from docpipe.ui import console
+
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def _config(path: Optional[Path], overrides: dict):
+    from docpipe.config import ConfigError, load_config
+
+    try:
+        return load_config(path, overrides)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def ingest(
+    input_dir: Annotated[Path, typer.Argument(help="Folder of documents to read (searched recursively).")],
+    out: OutOption = Path("docpipe-out"),
+    config: ConfigOption = None,
+    workers: Annotated[Optional[int], typer.Option(help="Parser processes (default: one per core).")] = None,
+    timeout: Annotated[Optional[float], typer.Option(help="Seconds one file may take before it is reported as failed.")] = None,
+    ocr: Annotated[Optional[bool], typer.Option("--ocr/--no-ocr", help="OCR images and scanned PDFs.")] = None,
+) -> None:
+    """Read every document under INPUT_DIR into OUT/documents.jsonl, with a report of what could not be read."""
+    from docpipe.ingest.pipeline import IngestError, run
+    from docpipe.ui import console, ingest_progress, ingest_table
+
+    cfg = _config(config, {"ingest.workers": workers, "ingest.timeout_s": timeout, "ingest.ocr": ocr})
+    try:
+        with ingest_progress() as progress:
+            report = run(input_dir, out, cfg.ingest, on_document=progress.advance, on_start=progress.start)
+    except IngestError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]: files already read are saved; run the same command to resume")
+        raise typer.Exit(130)
+    console.print(ingest_table(report))
+    console.print(f"wrote {out / 'documents.jsonl'} and {out / 'ingest_report.json'}")
+
+
+@app.command()
+def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
+    """Show what this machine has: Python, torch device, optional backends, system parsers, readable formats."""
+    from docpipe.doctor import collect
+    from docpipe.ui import doctor_table
+
+    info = collect()
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+    else:
+        from rich.console import Console
+
+        Console().print(doctor_table(info))
+
+
+@app.command()
+def status(out: OutOption = Path("docpipe-out")) -> None:
+    """Summarise what an output folder holds so far."""
+    from docpipe.status import summarize
+
+    if not out.is_dir():
+        _fail(f"no output folder at {out}: run `docpipe ingest DIR --out {out}` first")
+    typer.echo(summarize(out))
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"docpipe {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = None,
+) -> None:
+    """docpipe: documents in, a model that cites them out."""

@@ -1,0 +1,100 @@
+"""The pydantic records that pass between stages. Imports nothing heavy."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ElementKind(str, Enum):
+    title = "title"
+    text = "text"
+    list_item = "list_item"
+    table = "table"
+    header = "header"
+    footer = "footer"
+    code = "code"
+    caption = "caption"
+    email_header = "email_header"
+    image_text = "image_text"
+    other = "other"
+
+
+class DocStatus(str, Enum):
+    ok = "ok"
+    partial = "partial"  # some text came out, with a warning (e.g. a zip with an unreadable member)
+    failed = "failed"
+    skipped = "skipped"  # not a document we read (unsupported type, symlink out of the folder)
+
+
+class Element(BaseModel):
+    """One structural piece of a document, with its exact place in `Document.text`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Annotated[ElementKind, Field(description="Structural role of the element.")]
+    text: Annotated[str, Field(description="The element's text; equals Document.text[start:end].")]
+    start: Annotated[int, Field(ge=0, description="Character offset of the element in Document.text.")]
+    end: Annotated[int, Field(ge=0, description="Character offset one past the element's end.")]
+    page: Annotated[int | None, Field(description="1-based page (or slide/sheet) number, when the format has pages.")] = None
+    section: Annotated[list[str], Field(description="Heading path from the document root to this element.")] = []
+
+
+class Document(BaseModel):
+    """What ingestion made of one file: its text, its elements, or why it could not be read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Annotated[str, Field(description="Path relative to the input folder (members of a zip: 'a.zip!/inner.txt').")]
+    sha256: Annotated[str, Field(description="SHA-256 of the file's bytes.")]
+    size: Annotated[int, Field(ge=0, description="File size in bytes.")]
+    format: Annotated[str, Field(description="Format detected from the content (e.g. 'pdf'), not only the extension.")]
+    engine: Annotated[str | None, Field(description="Parser that produced the text (unstructured, kreuzberg, ...).")] = None
+    status: Annotated[DocStatus, Field(description="ok | partial | failed | skipped.")]
+    reason: Annotated[str | None, Field(description="One line on why the file failed or is partial; null when ok.")] = None
+    text: Annotated[str, Field(description="The document's full text; element offsets point into it.")] = ""
+    elements: Annotated[list[Element], Field(description="Structural elements in reading order.")] = []
+    pages: Annotated[int | None, Field(description="Number of pages, when known.")] = None
+    attempts: Annotated[list[str], Field(description="Engines tried, each with its outcome, in order.")] = []
+    seconds: Annotated[float, Field(ge=0, description="Wall time spent parsing this file.")] = 0.0
+
+    @model_validator(mode="after")
+    def _offsets_point_into_text(self) -> Document:
+        for el in self.elements:
+            if self.text[el.start : el.end] != el.text:
+                raise ValueError(f"element at {el.start}:{el.end} does not match the document text")
+        return self
+
+    @property
+    def doc_id(self) -> str:
+        """Stable id of this document version: later stages cite it."""
+        return self.sha256[:16]
+
+
+class FormatSummary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    files: int = 0
+    ok: int = 0
+    partial: int = 0
+    failed: int = 0
+    skipped: int = 0
+    engines: dict[str, int] = {}
+    reasons: list[str] = []
+
+
+class IngestReport(BaseModel):
+    """Per-format outcome of one ingestion run, written to ingest_report.json."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_dir: str
+    files: int
+    parsed: int = Field(description="Files that gave text (ok or partial).")
+    reused: int = Field(description="Files taken from the cache because their content and settings had not changed.")
+    bytes: int
+    seconds: float
+    formats: dict[str, FormatSummary]
+    failures: dict[str, str] = Field(description="path -> one-line reason, for every failed or skipped file.")

@@ -1,0 +1,1 @@
+"""Ingestion: a folder of files -> `Document` records with text, elements and provenance."""

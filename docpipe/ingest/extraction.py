@@ -1,0 +1,78 @@
+"""What an engine returns, and how its blocks become a Document's exact text and elements."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from docpipe.contracts import Element, ElementKind
+
+# Elements are joined with a blank line, so paragraphs stay paragraphs in Document.text.
+ELEMENT_SEPARATOR = "\n\n"
+_SPACE_RUN = re.compile(r"[ \t\u00a0]+")
+_BLANK_LINES = re.compile(r"\n\s*\n+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
+
+
+@dataclass
+class Block:
+    """One piece of text as an engine saw it, before offsets are assigned."""
+
+    kind: ElementKind
+    text: str
+    page: int | None = None
+    level: int | None = None  # heading depth for titles: 1 is the top level
+    section: list[str] | None = None  # an explicit path (a zip member, a sheet) under which headings nest
+
+
+@dataclass
+class Extraction:
+    blocks: list[Block] = field(default_factory=list)
+    pages: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def char_count(self) -> int:
+        return sum(len("".join(b.text.split())) for b in self.blocks)
+
+
+class ExtractionError(Exception):
+    """An engine could not read a file; the message is the one-line reason users see."""
+
+
+def clean_text(text: str) -> str:
+    """Normalise what parsers emit: NFC, no control characters, single spaces, no trailing blanks."""
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROL.sub("", text)
+    lines = [_SPACE_RUN.sub(" ", line).strip() for line in text.split("\n")]
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def assemble(blocks: list[Block]) -> tuple[str, list[Element]]:
+    """Join blocks into one text, giving each element exact offsets and its heading path."""
+    parts: list[str] = []
+    elements: list[Element] = []
+    headings: list[tuple[int, str]] = []  # (level, title) stack
+    base: list[str] = []
+    offset = 0
+    for block in blocks:
+        text = clean_text(block.text)
+        if not text:
+            continue
+        if block.section is not None and block.section != base:
+            base, headings = list(block.section), []
+        if block.kind == ElementKind.title:
+            level = block.level or 1
+            while headings and headings[-1][0] >= level:
+                headings.pop()
+            section = base + [h for _, h in headings]
+            headings.append((level, text.replace("\n", " ")))
+        else:
+            section = base + [h for _, h in headings]
+        if parts:
+            parts.append(ELEMENT_SEPARATOR)
+            offset += len(ELEMENT_SEPARATOR)
+        parts.append(text)
+        elements.append(Element(kind=block.kind, text=text, start=offset, end=offset + len(text), page=block.page, section=section))
+        offset += len(text)
+    return "".join(parts), elements

@@ -1,0 +1,125 @@
+"""Read one file: sniff, guard, then try its engines in order until one gives text.
+
+Runs inside a parser worker process; everything here may be killed at any moment.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+from docpipe.config import IngestConfig
+from docpipe.contracts import DocStatus
+from docpipe.ingest.engines import load_engine
+from docpipe.ingest.extraction import ExtractionError, assemble
+from docpipe.ingest.routing import ROUTES
+from docpipe.ingest.sniff import detect_format
+
+# Formats stored as zip containers, whose inflated size is checked before any parser opens them.
+ZIP_CONTAINERS = {"docx", "docm", "dotx", "pptx", "pptm", "xlsx", "xlsm", "xlsb", "odt", "ods", "odp", "epub", "pages", "zip"}
+
+
+def engines_for(fmt: str, cfg: IngestConfig) -> list[str]:
+    return cfg.engines.get(fmt) or ROUTES[fmt]
+
+
+def check_guards(path: Path, fmt: str, cfg: IngestConfig) -> None:
+    """Refuse files that would harm a parser: zip bombs and PDFs that need a password."""
+    if fmt in ZIP_CONTAINERS:
+        check_zip_size(path, cfg)
+    if fmt == "pdf":
+        _check_pdf_password(path)
+
+
+def check_zip_size(path: Path, cfg: IngestConfig) -> None:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ExtractionError(f"damaged zip container: {exc}") from None
+    inflated = sum(i.file_size for i in infos)
+    if inflated > cfg.max_unzipped_mb * 2**20:
+        raise ExtractionError(
+            f"refused: would inflate to {inflated / 2**20:,.0f} MB (limit max_unzipped_mb={cfg.max_unzipped_mb}); "
+            "possible zip bomb"
+        )
+
+
+def _check_pdf_password(path: Path) -> None:
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(str(path), strict=False)
+        # Owner-password-only ("copy-protected") PDFs open with an empty user password.
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise ExtractionError("encrypted PDF: it needs a password to open; remove the password and re-run")
+    except ExtractionError:
+        raise
+    except (PyPdfError, OSError, ValueError, KeyError, TypeError):
+        return  # damaged PDFs are the engines' to judge: some still read
+
+
+def parse_file(path: Path, cfg: IngestConfig, on_engine: Callable[[int, str, str], None] | None = None) -> dict:
+    """Return the parsed fields of a Document (all but path, sha256 and size) as a dict."""
+    fmt = path.suffix.lower().lstrip(".") or "unknown"
+    try:
+        fmt = detect_format(path)
+        check_guards(path, fmt, cfg)
+    except ExtractionError as exc:
+        status = DocStatus.skipped if str(exc).startswith("unsupported") else DocStatus.failed
+        return {"format": fmt, "status": status.value, "reason": str(exc), "attempts": []}
+    except OSError as exc:
+        return {"format": fmt, "status": DocStatus.failed.value, "reason": f"cannot read: {exc.strerror or exc}", "attempts": []}
+    return run_engines(path, fmt, cfg, on_engine=on_engine)
+
+
+def run_engines(path: Path, fmt: str, cfg: IngestConfig, start_at: int = 0, on_engine: Callable[[int, str, str], None] | None = None, attempts: list[str] | None = None) -> dict:
+    attempts = list(attempts or [])
+    engines = engines_for(fmt, cfg)
+    for index in range(start_at, len(engines)):
+        name = engines[index]
+        if on_engine:
+            on_engine(index, name, fmt)
+        try:
+            extraction = load_engine(name).extract(path, fmt, cfg)
+        except ExtractionError as exc:
+            attempts.append(f"{name}: {exc}")
+            continue
+        except ImportError as exc:
+            attempts.append(f"{name}: not installed ({exc.name or exc}); install docpipe[ingest]")
+            continue
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # kreuzberg reports Rust panics as a BaseException
+            attempts.append(f"{name}: {type(exc).__name__}: {_first_line(exc)}")
+            continue
+        chars = extraction.char_count()
+        if chars < cfg.min_chars:
+            attempts.append(f"{name}: no usable text ({chars} characters)")
+            continue
+        text, elements = assemble(extraction.blocks)
+        attempts.append(f"{name}: ok")
+        return {
+            "format": fmt,
+            "engine": name,
+            "status": (DocStatus.partial if extraction.warnings else DocStatus.ok).value,
+            "reason": "; ".join(extraction.warnings) or None,
+            "text": text,
+            "elements": [e.model_dump(mode="json") for e in elements],
+            "pages": extraction.pages,
+            "attempts": attempts,
+        }
+    return {"format": fmt, "status": DocStatus.failed.value, "reason": failure_reason(attempts), "attempts": attempts}
+
+
+def failure_reason(attempts: list[str]) -> str:
+    if not attempts:
+        return "no engine could read it"
+    return "; ".join(attempts)[:500]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else "(no message)"

@@ -1,0 +1,81 @@
+"""Terminal rendering: progress bars and summary tables. Stages never print; the CLI does."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from docpipe.contracts import Document, DocStatus, IngestReport
+
+console = Console(stderr=True)
+
+
+class IngestProgress:
+    """Files done of all, MB done, ETA; the bar advances by bytes so big files weigh more."""
+
+    def __init__(self, progress: Progress):
+        self._progress = progress
+        self._task = progress.add_task("reading", total=None, mb="")
+        self._files = self._done_bytes = self._total_bytes = 0
+
+    def start(self, found: list) -> None:
+        self._files, self._total_bytes = len(found), sum(f.size for f in found) or 1
+        self._progress.update(self._task, total=self._total_bytes)
+
+    def advance(self, item, doc: Document) -> None:
+        self._done_bytes += item.size
+        mark = {DocStatus.ok: "", DocStatus.partial: " (partial)"}.get(doc.status, f" ({doc.status.value})")
+        self._progress.update(
+            self._task,
+            advance=item.size,
+            description=f"{item.rel[-40:]}{mark}",
+            mb=f"{self._done_bytes / 2**20:,.1f}/{self._total_bytes / 2**20:,.1f} MB",
+        )
+
+
+@contextmanager
+def ingest_progress() -> Iterator[IngestProgress]:
+    columns = (TextColumn("{task.description}", style="cyan"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[mb]}"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+        yield IngestProgress(progress)
+
+
+def ingest_table(report: IngestReport) -> Table:
+    table = Table(title=f"{report.parsed} of {report.files} files read in {report.seconds:.1f} s ({report.reused} reused)")
+    for column in ("format", "files", "ok", "partial", "failed", "skipped", "engines", "first reason"):
+        table.add_column(column, overflow="fold")
+    for fmt, s in report.formats.items():
+        engines = ", ".join(f"{name} {n}" for name, n in s.engines.items())
+        table.add_row(fmt, str(s.files), str(s.ok), _warn(s.partial, "yellow"), _warn(s.failed, "red"),
+                      str(s.skipped), engines, (s.reasons[0][:90] if s.reasons else ""))
+    return table
+
+
+def _warn(n: int, colour: str) -> str:
+    return f"[{colour}]{n}[/{colour}]" if n else "0"
+
+
+def doctor_table(info: dict) -> Table:
+    table = Table(title="docpipe doctor", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("found", overflow="fold")
+    table.add_row("python", info["python"])
+    table.add_row("platform", info["platform"])
+    table.add_row("torch", info["torch"])
+    for extra, packages in info["packages"].items():
+        table.add_row(f"extra [{extra}]", "  ".join(f"{n} {'yes' if ok else '[red]no[/red]'}" for n, ok in packages.items()))
+    for name, where in info["programs"].items():
+        table.add_row(f"program {name}", where or "[red]not found[/red]")
+    table.add_row("tesseract languages", ", ".join(info["tesseract_languages"]) or "[red]none[/red]")
+    for name, missing in info["engines"].items():
+        table.add_row(f"engine {name}", "ready" if not missing else f"[red]missing {', '.join(missing)}[/red]")
+    readable = [f for f, engines in info["formats"].items() if engines]
+    unreadable = [f for f, engines in info["formats"].items() if not engines]
+    table.add_row(f"formats readable ({len(readable)})", " ".join(readable))
+    table.add_row(f"formats not readable ({len(unreadable)})", " ".join(unreadable) or "none")
+    return table

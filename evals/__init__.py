@@ -1,0 +1,1 @@
+"""Evaluation of a tuned model (issue: evaluation); nothing here yet."""

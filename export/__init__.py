@@ -1,0 +1,1 @@
+"""GGUF export and the Ollama Modelfile (issue: export); nothing here yet."""

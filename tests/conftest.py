@@ -1,0 +1,20 @@
+"""Shared fixtures: the real corpus beside the repository, and small configs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests pin one thread per library: under CPU contention 2 threads were up to 100x slower here.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.fail(f"the shared corpus is missing: expected it at {CORPUS} (../shared beside the repository)")
+    return CORPUS

@@ -1,0 +1,1 @@
+"""Fine-tuning backends behind one protocol (issue: training); nothing here yet."""
