@@ -18,7 +18,7 @@ class IngestConfig(BaseModel):
     timeout_s: Annotated[float, Field(gt=0, description="Seconds one file may take before its worker is killed and the file reported.")] = 300
     max_rss_mb: Annotated[int, Field(ge=256, description="Memory one parser process (with its children) may use before it is killed.")] = 6144
     max_file_mb: Annotated[int, Field(ge=1, description="Files larger than this are skipped with a reason.")] = 512
-    max_unzipped_mb: Annotated[int, Field(ge=1, description="Largest total uncompressed size accepted for a zip or an Office/OpenDocument package (zip-bomb guard).")] = 1024
+    max_unzipped_mb: Annotated[int, Field(ge=1, description="Largest total uncompressed size accepted for a zip or an Office/OpenDocument package (zip-bomb guard).")] = 512
     max_zip_members: Annotated[int, Field(ge=1, description="Most members read from one zip archive.")] = 2000
     min_chars: Annotated[int, Field(ge=0, description="An engine that yields fewer non-space characters than this has failed; the next engine is tried.")] = 16
     ocr: Annotated[bool, Field(description="OCR images and scanned PDF pages with Tesseract.")] = True

@@ -18,3 +18,10 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.fail(f"the shared corpus is missing: expected it at {CORPUS} (../shared beside the repository)")
     return CORPUS
+
+
+@pytest.fixture(scope="session")
+def bad_inputs(tmp_path_factory, corpus) -> Path:
+    from tests.ingest.hostile_files import build
+
+    return build(tmp_path_factory.mktemp("bad_inputs"), corpus)

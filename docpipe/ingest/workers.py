@@ -92,8 +92,11 @@ class ParserPool:
         self._workers = [self._spawn() for _ in range(min(self.size, len(queue)) or 1)]
         try:
             while queue or any(w.task for w in self._workers):
-                for worker in self._workers:
+                for index, worker in enumerate(self._workers):
                     if worker.task is None and queue:
+                        if not worker.process.is_alive():
+                            self._kill(worker)
+                            self._workers[index] = worker = self._spawn()
                         self._assign(worker, queue.popleft())
                 ready = wait([w.conn for w in self._workers if w.task], timeout=_POLL_S)
                 for worker in [w for w in self._workers if w.conn in ready]:
@@ -127,18 +130,26 @@ class ParserPool:
         worker.conn.send((str(task.path), task.fmt, task.start_at, task.attempts))
 
     def _receive(self, worker: _Worker, queue: deque, on_result: Callable[[Task, dict], None]) -> None:
+        result = self._drain(worker)
+        if result is not None:
+            task, worker.task = worker.task, None
+            on_result(task, result)
+        elif not worker.process.is_alive() or worker.conn.closed:
+            self._fail(worker, queue, on_result, f"parser process crashed (exit code {worker.process.exitcode})")
+
+    def _drain(self, worker: _Worker) -> dict | None:
+        """Read what the worker has said: engine changes, then perhaps its result."""
         try:
             while worker.conn.poll():
                 message = worker.conn.recv()
-                if message[0] == "engine":
-                    _, index, name, worker.task.fmt = message
-                    worker.engine = (index, name)
-                else:
-                    task, worker.task = worker.task, None
-                    on_result(task, message[1])
-                    return
+                if message[0] == "done":
+                    return message[1]
+                _, index, name, worker.task.fmt = message
+                worker.engine = (index, name)
         except (EOFError, OSError):
-            self._fail(worker, queue, on_result, f"parser process crashed (exit code {worker.process.exitcode})")
+            worker.process.join(1)
+            worker.conn.close()
+        return None
 
     def _enforce_limits(self, queue: deque, on_result: Callable[[Task, dict], None]) -> None:
         now = time.monotonic()
@@ -154,6 +165,10 @@ class ParserPool:
 
     def _fail(self, worker: _Worker, queue: deque, on_result: Callable[[Task, dict], None], reason: str) -> None:
         """Kill the worker; give the file's next engine a chance, or report the file failed."""
+        if not worker.conn.closed and (result := self._drain(worker)) is not None:
+            task, worker.task = worker.task, None  # the result beat the limit by a hair: keep it
+            on_result(task, result)
+            return
         task, engine = worker.task, worker.engine
         self._kill(worker)
         index = self._workers.index(worker)
@@ -172,7 +187,8 @@ class ParserPool:
         except (ProcessLookupError, PermissionError):
             pass
         worker.process.join(5)
-        worker.conn.close()
+        if not worker.conn.closed:
+            worker.conn.close()
 
 
 def _tree_rss(pid: int) -> int:
