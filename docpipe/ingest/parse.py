@@ -24,12 +24,22 @@ def engines_for(fmt: str, cfg: IngestConfig) -> list[str]:
     return cfg.engines.get(fmt) or ROUTES[fmt]
 
 
-def check_guards(path: Path, fmt: str, cfg: IngestConfig) -> None:
-    """Refuse files that would harm a parser: zip bombs and PDFs that need a password."""
+def check_guards(path: Path, fmt: str, cfg: IngestConfig) -> list[str]:
+    """Refuse files that would harm a parser (zip bombs) or cannot be read (PDFs that need a
+    password); return warnings about files that can be read only in part."""
     if fmt in ZIP_CONTAINERS:
         check_zip_size(path, cfg)
     if fmt == "pdf":
         _check_pdf_password(path)
+        return _pdf_truncation(path)
+    return []
+
+
+def _pdf_truncation(path: Path) -> list[str]:
+    with path.open("rb") as fh:
+        fh.seek(max(0, path.stat().st_size - 2048))
+        tail = fh.read()
+    return [] if b"%%EOF" in tail else ["truncated PDF (no end-of-file marker): text may be incomplete"]
 
 
 def check_zip_size(path: Path, cfg: IngestConfig) -> None:
@@ -66,16 +76,25 @@ def parse_file(path: Path, cfg: IngestConfig, on_engine: Callable[[int, str, str
     fmt = path.suffix.lower().lstrip(".") or "unknown"
     try:
         fmt = detect_format(path)
-        check_guards(path, fmt, cfg)
+        warnings = check_guards(path, fmt, cfg)
     except ExtractionError as exc:
         status = DocStatus.skipped if str(exc).startswith("unsupported") else DocStatus.failed
         return {"format": fmt, "status": status.value, "reason": str(exc), "attempts": []}
     except OSError as exc:
         return {"format": fmt, "status": DocStatus.failed.value, "reason": f"cannot read: {exc.strerror or exc}", "attempts": []}
-    return run_engines(path, fmt, cfg, on_engine=on_engine)
+    return run_engines(path, fmt, cfg, on_engine=on_engine, warnings=warnings)
 
 
-def run_engines(path: Path, fmt: str, cfg: IngestConfig, start_at: int = 0, on_engine: Callable[[int, str, str], None] | None = None, attempts: list[str] | None = None) -> dict:
+def run_engines(
+    path: Path,
+    fmt: str,
+    cfg: IngestConfig,
+    start_at: int = 0,
+    on_engine: Callable[[int, str, str], None] | None = None,
+    attempts: list[str] | None = None,
+    warnings: list[str] | None = None,
+) -> dict:
+    """Try the format's engines from `start_at` on; the first that yields enough text wins."""
     attempts = list(attempts or [])
     engines = engines_for(fmt, cfg)
     for index in range(start_at, len(engines)):
@@ -101,17 +120,19 @@ def run_engines(path: Path, fmt: str, cfg: IngestConfig, start_at: int = 0, on_e
             continue
         text, elements = assemble(extraction.blocks)
         attempts.append(f"{name}: ok")
+        notes = [*(warnings or []), *extraction.warnings]
         return {
             "format": fmt,
             "engine": name,
-            "status": (DocStatus.partial if extraction.warnings else DocStatus.ok).value,
-            "reason": "; ".join(extraction.warnings) or None,
+            "status": (DocStatus.partial if notes else DocStatus.ok).value,
+            "reason": "; ".join(notes) or None,
             "text": text,
             "elements": [e.model_dump(mode="json") for e in elements],
             "pages": extraction.pages,
             "attempts": attempts,
         }
-    return {"format": fmt, "status": DocStatus.failed.value, "reason": failure_reason(attempts), "attempts": attempts}
+    reason = "; ".join([*(warnings or []), failure_reason(attempts)])
+    return {"format": fmt, "status": DocStatus.failed.value, "reason": reason, "attempts": attempts}
 
 
 def failure_reason(attempts: list[str]) -> str:
