@@ -40,10 +40,16 @@ class ExtractionError(Exception):
     """An engine could not read a file; the message is the one-line reason users see."""
 
 
-def clean_text(text: str) -> str:
-    """Normalise what parsers emit: NFC, no control characters, single spaces, no trailing blanks."""
+def clean_text(text: str, keep_indent: bool = False) -> str:
+    """Normalise what parsers emit: NFC, no control characters, single spaces, no trailing blanks.
+
+    Code keeps its indentation (`keep_indent`): in JSON, YAML or source it carries meaning.
+    """
     text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
     text = _CONTROL.sub("", text)
+    if keep_indent:
+        lines = [line.rstrip() for line in text.split("\n")]
+        return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip("\n")
     lines = [_SPACE_RUN.sub(" ", line).strip() for line in text.split("\n")]
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
@@ -56,8 +62,8 @@ def assemble(blocks: list[Block]) -> tuple[str, list[Element]]:
     base: list[str] = []
     offset = 0
     for block in blocks:
-        text = clean_text(block.text)
-        if not text:
+        text = clean_text(block.text, keep_indent=block.kind == ElementKind.code)
+        if not text.strip():
             continue
         if block.section is not None and block.section != base:
             base, headings = list(block.section), []

@@ -50,7 +50,7 @@ def test_truncated_pdf_is_not_silently_ok(ingested):
 def test_pdf_with_a_docx_name_is_read_as_pdf(ingested):
     doc = ingested[1]["pdf_renamed.docx"]
     assert (doc["status"], doc["format"]) == ("ok", "pdf")
-    assert "memo" in doc["text"].lower()
+    assert "20,000 bottles of water" in doc["text"]
 
 
 @pytest.mark.parametrize("name", ["cp1252.txt", "utf16le_bom.txt", "utf16be_nobom.txt", "invalid_utf8.txt"])

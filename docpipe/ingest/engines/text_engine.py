@@ -76,12 +76,22 @@ def detect_encoding(head: bytes) -> tuple[str, str]:
         return utf16, "replace"
     if _mostly_utf8(head):
         return "utf-8", _FALLBACK
+    # Cut at a line end so a multi-byte character split by the sample does not skew the guess.
+    sample = (head[: head.rfind(b"\n") + 1] or head) if len(head) == SAMPLE_BYTES else head
+    return _legacy_encoding(sample), "replace"
+
+
+def _legacy_encoding(sample: bytes) -> str:
     from charset_normalizer import from_bytes
 
-    # Cut at a line end so a multi-byte character split by the sample does not skew the guess.
-    sample = head[: head.rfind(b"\n") + 1] or head if len(head) == SAMPLE_BYTES else head
-    best = from_bytes(sample).best()
-    return (best.encoding, "replace") if best else ("utf-8", _FALLBACK)
+    results = from_bytes(sample)
+    best = results.best()
+    if best is None:
+        return "cp1252"
+    # Short Western texts score the same in cp1250, cp1252 and cp1257, and the tie goes to the first
+    # name (cp1250: 'naïve' became 'naďve'). cp1252 is the commoner legacy encoding: it wins ties.
+    tied = [m for m in results if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
+    return "cp1252" if any("cp1252" in m.could_be_from_charset for m in tied) else best.encoding
 
 
 def open_text(path: Path, newline: str | None = None) -> IO[str]:
