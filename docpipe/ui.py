@@ -48,11 +48,11 @@ def ingest_progress() -> Iterator[IngestProgress]:
 def ingest_table(report: IngestReport) -> Table:
     table = Table(title=f"{report.parsed} of {report.files} files read in {report.seconds:.1f} s ({report.reused} reused)")
     for column in ("format", "files", "ok", "partial", "failed", "skipped", "engines", "first reason"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="ellipsis", no_wrap=column != "first reason", max_width=70 if column == "first reason" else None)
     for fmt, s in report.formats.items():
         engines = ", ".join(f"{name} {n}" for name, n in s.engines.items())
         table.add_row(fmt, str(s.files), str(s.ok), _warn(s.partial, "yellow"), _warn(s.failed, "red"),
-                      str(s.skipped), engines, (s.reasons[0][:90] if s.reasons else ""))
+                      str(s.skipped), engines, (s.reasons[0][:140] if s.reasons else ""))
     return table
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import BaseModel
 
 from docpipe.config import DEFAULT_CONFIG, ConfigError, DocpipeConfig, load_config
 
@@ -36,10 +37,10 @@ def test_missing_and_broken_files_say_what_is_wrong(tmp_path):
 
 
 def test_every_field_is_described():
-    def walk(model):
+    def walk(model: type[BaseModel]):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no description"
-            if isinstance(field.default, type(DocpipeConfig())) or hasattr(field.default, "model_fields"):
+            if isinstance(field.default, BaseModel):
                 walk(type(field.default))
 
     walk(DocpipeConfig)

@@ -12,7 +12,7 @@ from pathlib import Path
 from docpipe.config import IngestConfig
 from docpipe.contracts import DocStatus
 from docpipe.ingest.engines import load_engine
-from docpipe.ingest.extraction import ExtractionError, assemble
+from docpipe.ingest.extraction import Extraction, ExtractionError, assemble
 from docpipe.ingest.routing import ROUTES
 from docpipe.ingest.sniff import detect_format
 
@@ -94,45 +94,61 @@ def run_engines(
     attempts: list[str] | None = None,
     warnings: list[str] | None = None,
 ) -> dict:
-    """Try the format's engines from `start_at` on; the first that yields enough text wins."""
-    attempts = list(attempts or [])
+    """Try the format's engines from `start_at` on; the first that yields enough text wins.
+
+    When none reaches `min_chars`, the engine that found the most text still gives the
+    document (as partial): a spreadsheet of two emoji is short, not unreadable.
+    """
+    attempts, warnings = list(attempts or []), list(warnings or [])
     engines = engines_for(fmt, cfg)
+    best: tuple[int, str, Extraction] | None = None
     for index in range(start_at, len(engines)):
         name = engines[index]
         if on_engine:
             on_engine(index, name, fmt)
-        try:
-            extraction = load_engine(name).extract(path, fmt, cfg)
-        except ExtractionError as exc:
-            attempts.append(f"{name}: {exc}")
-            continue
-        except ImportError as exc:
-            attempts.append(f"{name}: not installed ({exc.name or exc}); install docpipe[ingest]")
-            continue
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:  # kreuzberg reports Rust panics as a BaseException
-            attempts.append(f"{name}: {type(exc).__name__}: {_first_line(exc)}")
+        extraction = _try_engine(name, path, fmt, cfg, attempts)
+        if extraction is None:
             continue
         chars = extraction.char_count()
-        if chars < cfg.min_chars:
-            attempts.append(f"{name}: no usable text ({chars} characters)")
-            continue
-        text, elements = assemble(extraction.blocks)
-        attempts.append(f"{name}: ok")
-        notes = [*(warnings or []), *extraction.warnings]
-        return {
-            "format": fmt,
-            "engine": name,
-            "status": (DocStatus.partial if notes else DocStatus.ok).value,
-            "reason": "; ".join(notes) or None,
-            "text": text,
-            "elements": [e.model_dump(mode="json") for e in elements],
-            "pages": extraction.pages,
-            "attempts": attempts,
-        }
-    reason = "; ".join([*(warnings or []), failure_reason(attempts)])
+        if chars >= cfg.min_chars:
+            attempts.append(f"{name}: ok")
+            return _parsed(fmt, name, extraction, warnings + extraction.warnings, attempts)
+        attempts.append(f"{name}: no usable text ({chars} characters)")
+        if chars and (best is None or chars > best[0]):
+            best = (chars, name, extraction)
+    if best is not None:
+        chars, name, extraction = best
+        return _parsed(fmt, name, extraction, [*warnings, f"little text: {chars} characters (min_chars={cfg.min_chars})"], attempts)
+    reason = "; ".join([*warnings, failure_reason(attempts)])
     return {"format": fmt, "status": DocStatus.failed.value, "reason": reason, "attempts": attempts}
+
+
+def _try_engine(name: str, path: Path, fmt: str, cfg: IngestConfig, attempts: list[str]) -> Extraction | None:
+    try:
+        return load_engine(name).extract(path, fmt, cfg)
+    except ExtractionError as exc:
+        attempts.append(f"{name}: {exc}")
+    except ImportError as exc:
+        attempts.append(f"{name}: not installed ({exc.name or exc}); install docpipe[ingest]")
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # kreuzberg reports Rust panics as a BaseException
+        attempts.append(f"{name}: {type(exc).__name__}: {_first_line(exc)}")
+    return None
+
+
+def _parsed(fmt: str, engine: str, extraction: Extraction, notes: list[str], attempts: list[str]) -> dict:
+    text, elements = assemble(extraction.blocks)
+    return {
+        "format": fmt,
+        "engine": engine,
+        "status": (DocStatus.partial if notes else DocStatus.ok).value,
+        "reason": "; ".join(notes) or None,
+        "text": text,
+        "elements": [e.model_dump(mode="json") for e in elements],
+        "pages": extraction.pages,
+        "attempts": attempts,
+    }
 
 
 def failure_reason(attempts: list[str]) -> str:

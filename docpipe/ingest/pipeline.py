@@ -71,11 +71,10 @@ def run(input_dir: Path, out_dir: Path, cfg: IngestConfig, on_document: Progress
     def on_result(task: Task, result: dict) -> None:
         item, sha = todo[task.key]
         result.setdefault("format", task.fmt or Path(item.rel).suffix.lstrip(".").lower() or "unknown")
-        result["seconds"] = round(time.monotonic() - parse_started[task.key], 3)
+        result["seconds"] = round(time.monotonic() - (task.started or time.monotonic()), 3)
         store.put(_CACHE, stable_hash(sha, settings), result)
         finish(item, _document(item, sha, result))
 
-    parse_started = {i: time.monotonic() for i in range(len(todo))}
     if todo:
         pool = ParserPool(cfg, min(default_workers(cfg), len(todo)))
         pool.run((Task(i, item.path) for i, (item, _) in enumerate(todo)), on_result)

@@ -43,6 +43,7 @@ class Task:
     fmt: str | None = None  # known once a worker has sniffed the file
     start_at: int = 0  # index of the first engine to try (after a killed attempt)
     attempts: list[str] = field(default_factory=list)
+    started: float | None = None  # when a worker first took it
 
 
 @dataclass
@@ -127,6 +128,7 @@ class ParserPool:
 
     def _assign(self, worker: _Worker, task: Task) -> None:
         worker.task, worker.engine, worker.started = task, None, time.monotonic()
+        task.started = task.started or worker.started
         worker.conn.send((str(task.path), task.fmt, task.start_at, task.attempts))
 
     def _receive(self, worker: _Worker, queue: deque, on_result: Callable[[Task, dict], None]) -> None:
@@ -179,7 +181,7 @@ class ParserPool:
             on_result(task, {"status": "failed", "reason": reason, "attempts": task.attempts})
             return
         attempts = [*task.attempts, f"{engine[1]}: {reason}"]
-        queue.appendleft(Task(task.key, task.path, task.fmt, engine[0] + 1, attempts))
+        queue.appendleft(Task(task.key, task.path, task.fmt, engine[0] + 1, attempts, task.started))
 
     def _kill(self, worker: _Worker) -> None:
         try:
