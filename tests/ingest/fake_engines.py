@@ -35,3 +35,8 @@ def panic(path, fmt, cfg):
 
 def echo(path, fmt, cfg):
     return Extraction([Block(ElementKind.text, f"read by the fallback engine: {path.name}")])
+
+
+def slow_echo(path, fmt, cfg):
+    time.sleep(1.0)
+    return echo(path, fmt, cfg)
