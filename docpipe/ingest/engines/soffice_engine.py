@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 import shutil
 import subprocess
 import tempfile
@@ -47,7 +49,12 @@ def convert(path: Path, fmt: str, target: str, workdir: Path, timeout: float) ->
     profile = (workdir / "profile").as_uri()
     command = [soffice, f"-env:UserInstallation={profile}", "--headless", "--norestore", "--nolockcheck",
                "--convert-to", target, "--outdir", str(outdir), str(source)]
-    output = _run(command, timeout)
+    (workdir / "tmp").mkdir()
+    try:  # LibreOffice's own temp files go under workdir too, so a killed run leaves nothing in /tmp
+        output = _run(command, timeout, env={**os.environ, "TMPDIR": str(workdir / "tmp")})
+    except ExtractionError:
+        _remove_ipc_pipe(profile)
+        raise
     converted = outdir / f"input.{target}"
     if not converted.is_file() or converted.stat().st_size == 0:
         detail = _last_line(output)
@@ -55,9 +62,9 @@ def convert(path: Path, fmt: str, target: str, workdir: Path, timeout: float) ->
     return converted
 
 
-def _run(command: list[str], timeout: float) -> str:
+def _run(command: list[str], timeout: float, env: dict[str, str]) -> str:
     """Run soffice; on timeout kill it and the soffice.bin it started (both are ours)."""
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     try:
         output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -78,6 +85,18 @@ def _kill_tree(process: subprocess.Popen) -> None:
             child.kill()
     process.kill()
     process.communicate()
+
+
+def _remove_ipc_pipe(profile_url: str) -> None:
+    """Delete the socket a killed LibreOffice leaves in /tmp (a clean exit removes it itself).
+
+    LibreOffice names it after the MD5 of the profile URL in UTF-16, each byte in unpadded hex
+    (desktop/source/app/officeipcthread.cxx), always under /tmp.
+    """
+    digest = hashlib.md5(profile_url.encode("utf-16-le")).digest()
+    name = f"OSL_PIPE_{os.getuid()}_SingleOfficeIPC_" + "".join(format(byte, "x") for byte in digest)
+    with contextlib.suppress(OSError):
+        Path("/tmp", name).unlink()
 
 
 def _pages_preview(path: Path, workdir: Path) -> Path | None:
