@@ -68,7 +68,7 @@ def doctor_table(info: dict) -> Table:
     table.add_row("platform", info["platform"])
     table.add_row("torch", info["torch"])
     for extra, packages in info["packages"].items():
-        table.add_row(f"extra [{extra}]", "  ".join(f"{n} {'yes' if ok else '[red]no[/red]'}" for n, ok in packages.items()))
+        table.add_row(f"docpipe\\[{extra}]", "  ".join(f"{n} {'yes' if ok else '[red]no[/red]'}" for n, ok in packages.items()))
     for name, where in info["programs"].items():
         table.add_row(f"program {name}", where or "[red]not found[/red]")
     table.add_row("tesseract languages", ", ".join(info["tesseract_languages"]) or "[red]none[/red]")
