@@ -109,18 +109,26 @@ def run_engines(
         extraction = _try_engine(name, path, fmt, cfg, attempts)
         if extraction is None:
             continue
-        chars = extraction.char_count()
-        if chars >= cfg.min_chars:
+        chars, garbled = extraction.char_count(), _garbled(extraction)
+        if chars >= cfg.min_chars and not garbled:
             attempts.append(f"{name}: ok")
             return _parsed(fmt, name, extraction, warnings + extraction.warnings, attempts)
-        attempts.append(f"{name}: no usable text ({chars} characters)")
+        attempts.append(f"{name}: {garbled or f'no usable text ({chars} characters)'}")
         if chars and (best is None or chars > best[0]):
             best = (chars, name, extraction)
     if best is not None:
         chars, name, extraction = best
-        return _parsed(fmt, name, extraction, [*warnings, f"little text: {chars} characters (min_chars={cfg.min_chars})"], attempts)
+        problem = _garbled(extraction) or f"little text: {chars} characters (min_chars={cfg.min_chars})"
+        return _parsed(fmt, name, extraction, [*warnings, problem], attempts)
     reason = "; ".join([*warnings, failure_reason(attempts)])
     return {"format": fmt, "status": DocStatus.failed.value, "reason": reason, "attempts": attempts}
+
+
+def _garbled(extraction: Extraction) -> str | None:
+    """A decoding gone wrong: replacement characters or NULs (UTF-16 read as 8-bit) in the text."""
+    bad = sum(b.text.count("\ufffd") + b.text.count("\x00") for b in extraction.blocks)
+    total = sum(len(b.text) for b in extraction.blocks)
+    return f"garbled text ({bad} undecodable characters)" if bad >= max(3, total // 200) else None
 
 
 def _try_engine(name: str, path: Path, fmt: str, cfg: IngestConfig, attempts: list[str]) -> Extraction | None:

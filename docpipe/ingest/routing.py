@@ -27,9 +27,11 @@ ROUTES: dict[str, list[str]] = {
     "pages": ["soffice"],  # Apple Pages: LibreOffice's import filter
     "rtf": ["unstructured", "kreuzberg"],
     "epub": ["unstructured", "kreuzberg"],
-    "html": ["unstructured", "kreuzberg"],  # handles UTF-16 and cp1252 pages
-    "htm": ["unstructured", "kreuzberg"],
-    "xml": ["unstructured", "text"],  # kreuzberg garbles UTF-16 XML
+    # kreuzberg keeps the spaces at line breaks that unstructured drops ("answerquestions");
+    # a page it decodes wrongly (cp1252, UTF-16) is caught as garbled and goes to unstructured.
+    "html": ["kreuzberg", "unstructured"],
+    "htm": ["kreuzberg", "unstructured"],
+    "xml": ["kreuzberg", "unstructured", "text"],
     "md": ["unstructured", "text"],  # kreuzberg turns Latin-1 into U+FFFD
     "rst": ["unstructured", "text"],
     "org": ["unstructured", "text"],
@@ -39,7 +41,7 @@ ROUTES: dict[str, list[str]] = {
     "json": ["text"],
     "ndjson": ["text"],
     "yaml": ["text"],
-    "eml": ["unstructured", "kreuzberg"],
+    "eml": ["kreuzberg", "unstructured"],  # headers, and the body text unstructured drops
     "msg": ["kreuzberg", "unstructured"],  # unstructured garbles Big5 bodies
     "png": ["tesseract", "kreuzberg"],
     "jpg": ["tesseract", "kreuzberg"],

@@ -60,6 +60,9 @@ _BULLET = re.compile(r"^\s*[\u2022\u25cf\u25aa\u25e6\u25a0\u25a1\u27a2\u25ba\u27
 _SENTENCE_END = re.compile(r"[.!?:;\"'\u201d\u2019)\]]$")
 _BLANK_LINE = re.compile(r"\n\s*\n")
 _MD_LINK = re.compile(r"\[([^\]]*)\]\([^)\s]*\)")
+_MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)\s]*\)")
+_MD_STRONG = re.compile(r"\*\*(\S(?:.*?\S)?)\*\*")
+_RULE_ONLY = re.compile(r"^[\s|:\-]*$")  # what is left of a Markdown table's separator row
 
 
 def extract(path: Path, fmt: str, cfg: IngestConfig) -> Extraction:
@@ -297,14 +300,19 @@ def _node_blocks(node: dict) -> list[Block]:
     if node_type == "metadata_block":  # email headers
         lines = [f"{key}: {value}" for key, value in content.get("entries") or [] if str(value).strip()]
         return [Block(kind=ElementKind.email_header, text="\n".join(lines), page=page)]
-    text = content.get("text") or ""
+    text = _plain(content.get("text") or "")
     if node_type in _STRUCTURAL or not text.strip():
         return []
     kind = _LAYER_KINDS.get(node.get("content_layer") or "") or _NODE_KINDS.get(node_type, ElementKind.other)
     if kind == ElementKind.title:
         return [Block(kind=kind, text=text, page=page, level=content.get("level") or 1)]
     # Email bodies come as one node with blank lines between paragraphs.
-    return [Block(kind=kind, text=part, page=page) for part in _BLANK_LINE.split(text) if part.strip()]
+    return [Block(kind=kind, text=part, page=page) for part in _BLANK_LINE.split(text) if not _RULE_ONLY.match(part)]
+
+
+def _plain(text: str) -> str:
+    """kreuzberg leaves Markdown in HTML text: images become their alt text, links their text, bold plain."""
+    return _MD_STRONG.sub(r"\1", _MD_LINK.sub(r"\1", _MD_IMAGE.sub(r"\1", text)))
 
 
 def _grid_text(grid: dict) -> str:
@@ -315,5 +323,5 @@ def _grid_text(grid: dict) -> str:
         row, col = cell.get("row", 0), cell.get("col", 0)
         if row < rows and col < cols:
             # Cells keep Markdown links even in plain output: "[text](url)" -> "text".
-            table[row][col] = " ".join(_MD_LINK.sub(r"\1", cell.get("content") or "").split())
+            table[row][col] = " ".join(_plain(cell.get("content") or "").split())
     return "\n".join(" | ".join(row) for row in table if any(row))
