@@ -35,16 +35,20 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "ingest.json")
     parser.add_argument("--timeout", type=float, default=300, help="per-file limit for the baseline loops (s)")
+    parser.add_argument(
+        "--baseline-python", type=Path, default=Path(sys.executable),
+        help="interpreter for the baseline loops: one with unstructured's pdf/image extras, which docpipe does not install",
+    )
     parser.add_argument("--baseline", choices=["unstructured", "kreuzberg"], help=argparse.SUPPRESS)
     parser.add_argument("--files", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline:
         return _baseline_loop(args.baseline, json.loads(args.files.read_text()), args.result, args.timeout)
-    _bench(args.corpus.resolve(), args.out, args.timeout)
+    _bench(args.corpus.resolve(), args.out, args.timeout, args.baseline_python)
 
 
-def _bench(corpus: Path, out: Path, timeout: float) -> None:
+def _bench(corpus: Path, out: Path, timeout: float, baseline_python: Path) -> None:
     from docpipe.ingest.discover import discover
 
     files = [f for f in discover(corpus) if f.skip_reason is None]
@@ -55,7 +59,7 @@ def _bench(corpus: Path, out: Path, timeout: float) -> None:
     methods, texts = {}, {}
     for name in ("unstructured", "kreuzberg"):
         result = work / f"{name}.json"
-        cmd = [sys.executable, __file__, "--baseline", name, "--files", str(listing), "--result", str(result), "--timeout", str(timeout)]
+        cmd = [str(baseline_python), __file__, "--baseline", name, "--files", str(listing), "--result", str(result), "--timeout", str(timeout)]
         seconds, peak = _measure(cmd)
         per_file = json.loads(result.read_text())
         texts[name] = {rel: r["text"] for rel, r in per_file.items()}
@@ -78,6 +82,8 @@ def _bench(corpus: Path, out: Path, timeout: float) -> None:
         "files": len(files),
         "megabytes": round(total_bytes / 2**20, 2),
         "machine": {"cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)},
+        "baseline_python": str(baseline_python),
+        "baseline_has_unstructured_pdf_extra": _has_module(baseline_python, "unstructured_inference"),
         "methods": methods,
         "speedup_vs_unstructured_loop": round(methods["unstructured_loop"]["seconds"] / cold, 2),
         "files_where_docpipe_recall_is_below_the_best_single_engine": [
@@ -168,15 +174,34 @@ def _baseline_loop(engine: str, files: list[list[str]], result: Path, timeout: f
     result.write_text(json.dumps(out, ensure_ascii=False))
 
 
+def _has_module(python: Path, module: str) -> bool:
+    code = f"import importlib.util, sys; sys.exit(importlib.util.find_spec({module!r}) is None)"
+    return subprocess.run([str(python), "-c", code]).returncode == 0
+
+
+_IMAGES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".heic", ".gif", ".webp"}
+
+
 def _unstructured_extract():
-    # Plain `partition` with the two changes it needs to run offline at all: hubs off, and
-    # the registry copy of its spaCy model (otherwise it downloads one from GitHub and fails).
+    """Plain `partition`, set up as a user must to run it offline: hubs off, the registry copy of
+    its spaCy model (else it downloads one from GitHub), and no hi_res (its layout models come
+    from a hub): `fast` for PDFs, `ocr_only` when that finds under 50 characters, and for images."""
     os.environ.update(HF_HUB_OFFLINE="1", DO_NOT_TRACK="1", SCARF_NO_ANALYTICS="1")
     from docpipe.ingest.engines.unstructured_engine import use_installed_spacy_model
     from unstructured.partition.auto import partition
 
     use_installed_spacy_model()
-    return lambda path: "\n\n".join(str(el) for el in partition(filename=path))
+
+    def extract(path: str) -> str:
+        suffix = Path(path).suffix.lower()
+        strategy = "ocr_only" if suffix in _IMAGES else "fast" if suffix == ".pdf" else None
+        options = {"strategy": strategy} if strategy else {}
+        text = "\n\n".join(str(el) for el in partition(filename=path, **options))
+        if suffix == ".pdf" and len(text.strip()) < 50:
+            text = "\n\n".join(str(el) for el in partition(filename=path, strategy="ocr_only"))
+        return text
+
+    return extract
 
 
 def _kreuzberg_extract():
