@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from docpipe.contracts import Element, ElementKind
@@ -34,6 +35,29 @@ class Extraction:
 
     def char_count(self) -> int:
         return sum(len("".join(b.text.split())) for b in self.blocks)
+
+
+# Data rows per table block: small enough for a chunk, and each block repeats the header row
+# so that it stands alone.
+TABLE_ROWS = 50
+
+
+def table_texts(rows: Iterator[list[str]], size: int = TABLE_ROWS) -> Iterator[str]:
+    """Split a table into texts of `size` rows ("a | b" per line), each starting with the header."""
+    header = next(rows, None)
+    batch = [header] if header else []
+    sent = False
+    for row in rows:
+        batch.append(row)
+        if len(batch) > size:
+            yield _table_text(batch)
+            batch, sent = [header], True
+    if len(batch) > 1 or (batch and not sent):
+        yield _table_text(batch)
+
+
+def _table_text(rows: list[list[str]]) -> str:
+    return "\n".join(" | ".join(row) for row in rows)
 
 
 class ExtractionError(Exception):

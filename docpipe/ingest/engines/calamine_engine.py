@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING
 
 from docpipe.config import IngestConfig
 from docpipe.contracts import ElementKind
-from docpipe.ingest.extraction import Block, Extraction, ExtractionError
+from docpipe.ingest.extraction import Block, Extraction, ExtractionError, table_texts
 
 if TYPE_CHECKING:
     from python_calamine import CalamineWorkbook
 
-TABLE_ROWS = 50  # data rows per table block; the header row is repeated so each block stands alone
 _ENCRYPTED = "encrypted workbook (password-protected): remove the password and re-run"
 
 
@@ -46,7 +45,7 @@ def _sheets(workbook: CalamineWorkbook) -> Extraction:
         name = sheet.name
         try:
             rows = _rows(workbook.get_sheet_by_index(page - 1).iter_rows())
-            tables = [Block(ElementKind.table, text, page=page, section=[name]) for text in _tables(rows)]
+            tables = [Block(ElementKind.table, text, page=page, section=[name]) for text in table_texts(rows)]
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:  # one damaged sheet (even a parser panic) should not cost the others
@@ -66,24 +65,6 @@ def _rows(rows: Iterable[list]) -> Iterator[list[str]]:
             cells.pop()
         if cells:
             yield cells
-
-
-def _tables(rows: Iterator[list[str]]) -> Iterator[str]:
-    """Table texts of TABLE_ROWS rows each, every one starting with the sheet's first row."""
-    header = next(rows, None)
-    batch = [header] if header else []
-    sent = False
-    for row in rows:
-        batch.append(row)
-        if len(batch) > TABLE_ROWS:
-            yield _table(batch)
-            batch, sent = [header], True
-    if len(batch) > 1 or (batch and not sent):
-        yield _table(batch)
-
-
-def _table(rows: list[list[str]]) -> str:
-    return "\n".join(" | ".join(row) for row in rows)
 
 
 def _cell(value: object) -> str:

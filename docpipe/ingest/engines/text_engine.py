@@ -12,11 +12,10 @@ from typing import IO
 
 from docpipe.config import IngestConfig
 from docpipe.contracts import ElementKind
-from docpipe.ingest.extraction import Block, Extraction, ExtractionError
+from docpipe.ingest.extraction import Block, Extraction, ExtractionError, table_texts
 
 SAMPLE_BYTES = 64 * 1024  # what charset detection reads: enough to decide, cheap on a 50 MB file
 MAX_PARAGRAPH = 16_000  # a longer run of lines is cut, so a log without blank lines is not one block
-TABLE_ROWS = 50  # data rows per table block; the header row is repeated so each block stands alone
 DATA_SOFT, DATA_HARD = 2_000, 8_000  # json/yaml/xml blocks close at the next entry past SOFT, at any line past HARD
 JSON_PRETTY_MAX = 32 * 2**20  # single-line JSON blobs bigger than this stay as they are
 _FALLBACK = "docpipe-cp1252"  # error handler: a stray byte in UTF-8 text is read as cp1252
@@ -252,22 +251,14 @@ def _is_rule(line: str) -> bool:
 
 
 def _table_blocks(path: Path, fmt: str) -> Iterator[Block]:
-    """CSV/TSV rows as table blocks of TABLE_ROWS rows, each starting with the header row."""
+    """CSV/TSV rows as table blocks, each starting with the header row."""
     csv.field_size_limit(2**31 - 1)  # csv-with-long-lines: cells far past the 128 KB default
     with open_text(path, newline="") as fh:
         dialect = _dialect(fh.read(SAMPLE_BYTES), fmt)
     with open_text(path, newline="") as fh:
         rows = _rows(csv.reader(fh, dialect))
-        header = next(rows, None)
-        batch = [header] if header else []
-        sent = False
-        for row in rows:
-            batch.append(row)
-            if len(batch) > TABLE_ROWS:
-                yield _table(batch)
-                batch, sent = [header], True
-    if len(batch) > 1 or (batch and not sent):
-        yield _table(batch)
+        for text in table_texts(rows):
+            yield Block(ElementKind.table, text)
 
 
 def _rows(reader: Iterable[list[str]]) -> Iterator[list[str]]:
@@ -278,10 +269,6 @@ def _rows(reader: Iterable[list[str]]) -> Iterator[list[str]]:
             cells.pop()
         if cells:
             yield cells
-
-
-def _table(rows: list[list[str]]) -> Block:
-    return Block(ElementKind.table, "\n".join(" | ".join(row) for row in rows))
 
 
 def _dialect(sample: str, fmt: str) -> type[csv.Dialect] | csv.Dialect:
