@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from collections.abc import Iterator
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from docpipe.contracts import Document, DocStatus, IngestReport
@@ -19,27 +19,29 @@ class IngestProgress:
 
     def __init__(self, progress: Progress):
         self._progress = progress
-        self._task = progress.add_task("reading", total=None, mb="")
-        self._files = self._done_bytes = self._total_bytes = 0
+        self._task = progress.add_task("reading", total=None, mb="", files="")
+        self._files = self._done_files = self._done_bytes = self._total_bytes = 0
 
     def start(self, found: list) -> None:
         self._files, self._total_bytes = len(found), sum(f.size for f in found) or 1
-        self._progress.update(self._task, total=self._total_bytes)
+        self._progress.update(self._task, total=self._total_bytes, files=f"0/{self._files} files")
 
     def advance(self, item, doc: Document) -> None:
         self._done_bytes += item.size
+        self._done_files += 1
         mark = {DocStatus.ok: "", DocStatus.partial: " (partial)"}.get(doc.status, f" ({doc.status.value})")
         self._progress.update(
             self._task,
             advance=item.size,
-            description=f"{item.rel[-40:]}{mark}",
+            description=f"{item.rel[-40:]:<40}{mark}",
             mb=f"{self._done_bytes / 2**20:,.1f}/{self._total_bytes / 2**20:,.1f} MB",
+            files=f"{self._done_files}/{self._files} files",
         )
 
 
 @contextmanager
 def ingest_progress() -> Iterator[IngestProgress]:
-    columns = (TextColumn("{task.description}", style="cyan"), BarColumn(), MofNCompleteColumn(),
+    columns = (TextColumn("{task.description}", style="cyan"), BarColumn(), TextColumn("{task.fields[files]}"),
                TextColumn("{task.fields[mb]}"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
         yield IngestProgress(progress)

@@ -76,7 +76,9 @@ def run(input_dir: Path, out_dir: Path, cfg: IngestConfig, on_document: Progress
         finish(item, _document(item, sha, result))
 
     if todo:
-        pool = ParserPool(cfg, min(default_workers(cfg), len(todo)))
+        log_path = Path(out_dir) / "logs" / "parsers.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        pool = ParserPool(cfg, min(default_workers(cfg), len(todo)), log_path)
         pool.run((Task(i, item.path) for i, (item, _) in enumerate(todo)), on_result)
     ordered = [documents[item.rel] for item in found]
     report = _report(input_dir, ordered, reused, time.monotonic() - started)

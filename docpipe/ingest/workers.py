@@ -55,9 +55,13 @@ class _Worker:
     started: float = 0.0
 
 
-def _worker_main(conn: Connection, cfg_json: str) -> None:
+def _worker_main(conn: Connection, cfg_json: str, log_path: str | None) -> None:
     os.setpgrp()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if log_path:  # parsers and the programs they start talk on stdout/stderr: keep it off the screen
+        log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
     for name, value in WORKER_ENV.items():
         os.environ.setdefault(name, value)
     from docpipe.ingest.parse import parse_file, run_engines  # after the environment is set
@@ -80,11 +84,12 @@ def _worker_main(conn: Connection, cfg_json: str) -> None:
 
 
 class ParserPool:
-    """Runs `parse_file` over many files in `size` supervised processes."""
+    """Runs `parse_file` over many files in `size` supervised processes; their output goes to `log_path`."""
 
-    def __init__(self, cfg: IngestConfig, size: int):
+    def __init__(self, cfg: IngestConfig, size: int, log_path: Path | None = None):
         self.cfg = cfg
         self.size = size
+        self.log_path = log_path
         self._ctx = mp.get_context("spawn")
         self._workers: list[_Worker] = []
 
@@ -121,7 +126,7 @@ class ParserPool:
 
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe()
-        process = self._ctx.Process(target=_worker_main, args=(child, self.cfg.model_dump_json()), daemon=True)
+        process = self._ctx.Process(target=_worker_main, args=(child, self.cfg.model_dump_json(), self.log_path and str(self.log_path)), daemon=True)
         process.start()
         child.close()
         return _Worker(process, parent)
