@@ -25,7 +25,7 @@ ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YA
 def _fail(message: str, code: int = 2) -> None:
     from docpipe.ui import console
 
-    console.print(f"[red]error:[/red] {message}")
+    console.print(f"[red]error:[/red] {message}", soft_wrap=True)  # one line, never wrapped
     raise typer.Exit(code)
 
 
@@ -60,7 +60,10 @@ def ingest(
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]: files already read are saved; run the same command to resume")
         raise typer.Exit(130)
-    console.print(ingest_table(report))
+    if report.files == 0:
+        console.print(f"[yellow]no files found under {input_dir}[/yellow] (hidden files are skipped unless ingest.include_hidden)")
+    else:
+        console.print(ingest_table(report))
     console.print(f"wrote {out / 'documents.jsonl'} and {out / 'ingest_report.json'}")
 
 

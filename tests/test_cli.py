@@ -47,6 +47,22 @@ def test_ingest_of_a_missing_folder_is_one_clear_line(tmp_path):
     assert "input folder not found" in result.output
 
 
+def test_a_file_instead_of_a_folder_says_so(tmp_path):
+    doc = tmp_path / "a.txt"
+    doc.write_text("text")
+    result = runner.invoke(app, ["ingest", str(doc), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "is a file: give the folder that holds it" in result.output
+
+
+def test_empty_folder_says_no_files_found(tmp_path):
+    (tmp_path / "docs").mkdir()
+    result = runner.invoke(app, ["ingest", str(tmp_path / "docs"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0
+    assert "no files found" in result.output
+    assert (tmp_path / "out" / "documents.jsonl").read_text() == ""
+
+
 def test_bad_config_is_one_clear_line(tmp_path):
     bad = tmp_path / "c.yaml"
     bad.write_text("ingest:\n  wrokers: 2\n")

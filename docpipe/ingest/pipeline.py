@@ -43,6 +43,8 @@ def run(input_dir: Path, out_dir: Path, cfg: IngestConfig, on_document: Progress
         on_start: Callable[[list[FoundFile]], None] | None = None) -> IngestReport:
     """Parse every file under `input_dir`; reuse results for files whose bytes and settings did not change."""
     input_dir = Path(input_dir)
+    if input_dir.is_file():
+        raise IngestError(f"{input_dir} is a file: give the folder that holds it (docpipe reads whole folders)")
     if not input_dir.is_dir():
         raise IngestError(f"input folder not found: {input_dir} (give a folder of documents)")
     started = time.monotonic()
