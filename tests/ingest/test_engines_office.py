@@ -14,7 +14,6 @@ from docpipe.ingest.extraction import Extraction, ExtractionError, assemble
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 
-pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"shared corpus not found at {CORPUS}")
 needs_soffice = pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) not installed")
 
 
@@ -271,3 +270,21 @@ def test_soffice_timeout_kills_libreoffice(soffice_engine):
         except psutil.NoSuchProcess:
             pass
     assert not leftovers
+
+
+def test_scanned_page_inside_a_text_pdf_is_ocrd_on_its_page(kreuzberg_engine, tmp_path):
+    # A report with a scanned page bound in: only that page has no text layer.
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    for source in ("pdf/fake-memo.pdf", "pdf_scanned/loremipsum-flat.pdf"):
+        writer.append(PdfReader(str(CORPUS / source)))
+    mixed = tmp_path / "mixed.pdf"
+    with mixed.open("wb") as fh:
+        writer.write(fh)
+    extraction = kreuzberg_engine.extract(mixed, "pdf", IngestConfig())
+    pages = {b.page for b in extraction.blocks}
+    assert pages == {1, 2}
+    page2 = " ".join(b.text for b in extraction.blocks if b.page == 2).lower()
+    assert "lorem ipsum dolor sit amet" in page2
+    assert any("20,000 bottles of water" in b.text for b in extraction.blocks if b.page == 1)

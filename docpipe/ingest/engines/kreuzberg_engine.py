@@ -122,11 +122,34 @@ def _extract_file(path: Path, fmt: str, config: kreuzberg.ExtractionConfig) -> k
 def _read_pdf(path: Path, cfg: IngestConfig) -> Extraction:
     # OCR stays off here: with an OcrConfig kreuzberg also OCRs text PDFs (4.5 s -> >300 s on 619 pages).
     result = _extract_file(path, "pdf", _config(pages=kreuzberg.PageConfig(extract_pages=True)))
-    blocks = [block for page, text in _pdf_pages(result) for block in _page_blocks(text, page)]
+    pages = _pdf_pages(result)
+    blocks = [block for page, text in pages for block in _page_blocks(text, page)]
     extraction = Extraction(blocks=blocks, pages=result.get_page_count() or None)
     if extraction.char_count() < cfg.min_chars and cfg.ocr:
         return _ocr_pdf(path, cfg)
+    scanned = [page for page, text in pages if page is not None and _chars(text) < cfg.min_chars]
+    if scanned and cfg.ocr:
+        _ocr_pages(path, pages, scanned, cfg, extraction)
     return extraction
+
+
+def _ocr_pages(path: Path, pages: list, scanned: list[int], cfg: IngestConfig, extraction: Extraction) -> None:
+    """OCR the text-less pages of a PDF that has text elsewhere (a scan bound into a report).
+
+    Rebuilds the blocks in page order. A blank page costs one OCR pass (about a second).
+    """
+    config = _config(ocr=_ocr_config(cfg))
+    deadline = time.monotonic() + cfg.timeout_s * OCR_TIME_SHARE
+    ocr_text: dict[int, str] = {}
+    for done, page in enumerate(scanned):
+        if time.monotonic() > deadline:
+            extraction.warnings.append(f"OCR of text-less pages stopped after {done} of {len(scanned)} (ingest.timeout_s)")
+            break
+        png = _run(kreuzberg.render_pdf_page, str(path), page - 1, dpi=OCR_DPI)
+        ocr_text[page] = _run(kreuzberg.extract_bytes_sync, png, "image/png", config).content
+    extraction.blocks = [
+        block for page, text in pages for block in _page_blocks(ocr_text.get(page, text), page)
+    ]
 
 
 def _pdf_pages(result: kreuzberg.ExtractionResult) -> list[tuple[int | None, str]]:
