@@ -60,6 +60,22 @@ def _table_text(rows: list[list[str]]) -> str:
     return "\n".join(" | ".join(row) for row in rows)
 
 
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def ocr_noise(text: str) -> bool:
+    """True when OCR output is specks read as letters (a photo, a drawing), not words.
+
+    Real text, even a heading, has words of four letters or more; OCR noise from a photo is
+    mostly one- and two-letter fragments ("oe a pe ee ge r ole ht he yy").
+    """
+    # Single letters say nothing either way ("n=3" in a table, "a" in a sentence, specks in a photo).
+    words = [w for w in _WORD.findall(text) if len(w) >= 2]
+    # Hangul and CJK words are short: two characters already make one.
+    real = sum(len(w) >= 4 or not w.isascii() for w in words)
+    return not words or real < max(1, len(words) // 4)
+
+
 class ExtractionError(Exception):
     """An engine could not read a file; the message is the one-line reason users see."""
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from docpipe.config import IngestConfig
 from docpipe.contracts import ElementKind
-from docpipe.ingest.extraction import Block, Extraction, ExtractionError
+from docpipe.ingest.extraction import Block, Extraction, ExtractionError, ocr_noise
 
 try:
     import kreuzberg
@@ -199,7 +199,8 @@ def _read_image(path: Path, fmt: str, cfg: IngestConfig) -> Extraction:
     frames = _frame_count(path) if fmt == "tiff" else 1
     if frames > 1:  # kreuzberg reads the first frame only
         warnings.append(f"only the first of {frames} TIFF pages was read")
-    return Extraction(blocks=_page_blocks(result.content, 1), pages=1, warnings=warnings)
+    blocks = [] if ocr_noise(result.content) else _page_blocks(result.content, 1)  # a photo: specks, not text
+    return Extraction(blocks=blocks, pages=1, warnings=warnings)
 
 
 def _frame_count(path: Path) -> int:

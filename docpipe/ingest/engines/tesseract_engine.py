@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from docpipe.config import IngestConfig
 from docpipe.contracts import ElementKind
-from docpipe.ingest.extraction import Block, Extraction, ExtractionError
+from docpipe.ingest.extraction import Block, Extraction, ExtractionError, ocr_noise
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -46,6 +46,8 @@ def extract(path: Path, fmt: str, cfg: IngestConfig) -> Extraction:
                     raise
                 problems.append(f"OCR stopped at page {page} of {pages}: {exc}")
                 break
+            if ocr_noise(text):
+                continue  # a photo or drawing: what OCR "read" is specks, not text
             paragraphs = (p.strip() for p in _BLANK_LINES.split(text))
             blocks += [Block(ElementKind.image_text, p, page=page) for p in paragraphs if p]
     return Extraction(blocks=blocks, pages=pages, warnings=problems)
