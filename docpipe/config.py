@@ -54,7 +54,9 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        if path != DEFAULT_CONFIG:
+            raise ConfigError(f"config file not found: {path}") from None
+        data = {}  # installed from a wheel, without the repository's configs/: same values (tested)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     for dotted, value in (overrides or {}).items():
