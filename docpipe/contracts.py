@@ -73,6 +73,22 @@ class Document(BaseModel):
         return self.sha256[:16]
 
 
+class Chunk(BaseModel):
+    """A piece of one document that a question can be asked about, with where it came from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, Field(description="Content hash of the document version and the span: stable across runs.")]
+    doc_id: Annotated[str, Field(description="Document.doc_id of the source document.")]
+    path: Annotated[str, Field(description="Source path relative to the input folder.")]
+    text: Annotated[str, Field(description="The chunk's text; equals the document's text[start:end].")]
+    start: Annotated[int, Field(ge=0, description="Character offset in the document's text.")]
+    end: Annotated[int, Field(ge=0, description="Character offset one past the chunk's end.")]
+    pages: Annotated[list[int], Field(description="Pages the chunk spans, in order (empty when the format has none).")] = []
+    section: Annotated[list[str], Field(description="Heading path of the chunk's body.")] = []
+    tokens: Annotated[int, Field(ge=0, description="Length in tokens of the tokenizer it was sized with.")]
+
+
 class FormatSummary(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
