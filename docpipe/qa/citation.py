@@ -12,7 +12,7 @@ import re
 import unicodedata
 
 # Characters models swap for look-alikes when they copy text.
-_LOOKALIKES = str.maketrans({
+LOOKALIKES = str.maketrans({
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
     "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
     "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-", "\u2212": "-",
@@ -29,7 +29,7 @@ STOPWORDS = frozenset(
 
 
 def _normalize_char(char: str) -> str:
-    return unicodedata.normalize("NFKC", char.translate(_LOOKALIKES)).casefold()
+    return unicodedata.normalize("NFKC", char.translate(LOOKALIKES)).casefold()
 
 
 def _normalized_with_map(text: str) -> tuple[str, list[int]]:
