@@ -26,7 +26,7 @@ ROUTES: dict[str, list[str]] = {
     "odp": ["soffice"],  # neither library reads ODP: LibreOffice converts it
     "pages": ["soffice"],  # Apple Pages: LibreOffice's import filter
     "rtf": ["unstructured", "kreuzberg"],
-    "epub": ["unstructured", "kreuzberg"],
+    "epub": ["kreuzberg", "unstructured"],  # same words, 0.1 s where unstructured takes 9 s on a book
     # kreuzberg keeps the spaces at line breaks that unstructured drops ("answerquestions");
     # a page it decodes wrongly (cp1252, UTF-16) is caught as garbled and goes to unstructured.
     "html": ["kreuzberg", "unstructured"],
