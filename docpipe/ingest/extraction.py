@@ -34,7 +34,7 @@ class Extraction:
     warnings: list[str] = field(default_factory=list)
 
     def char_count(self) -> int:
-        return sum(len("".join(b.text.split())) for b in self.blocks)
+        return sum(visible_chars(b.text) for b in self.blocks)
 
 
 # Data rows per table block: small enough for a chunk, and each block repeats the header row
@@ -74,6 +74,17 @@ def ocr_noise(text: str) -> bool:
     # Hangul and CJK words are short: two characters already make one.
     real = sum(len(w) >= 4 or not w.isascii() for w in words)
     return not words or real < max(1, len(words) // 4)
+
+
+def visible_chars(text: str) -> int:
+    """Characters that are not whitespace: what `min_chars` counts."""
+    return len("".join(text.split()))
+
+
+def describe(exc: BaseException) -> str:
+    """'Type: first line of the message', the one-line form of an unexpected exception."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:300]}" if lines else type(exc).__name__
 
 
 class ExtractionError(Exception):

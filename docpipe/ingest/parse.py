@@ -12,7 +12,7 @@ from pathlib import Path
 from docpipe.config import IngestConfig
 from docpipe.contracts import DocStatus
 from docpipe.ingest.engines import load_engine
-from docpipe.ingest.extraction import Extraction, ExtractionError, assemble
+from docpipe.ingest.extraction import Extraction, ExtractionError, assemble, describe
 from docpipe.ingest.routing import ROUTES
 from docpipe.ingest.sniff import detect_format
 
@@ -141,7 +141,7 @@ def _try_engine(name: str, path: Path, fmt: str, cfg: IngestConfig, attempts: li
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # kreuzberg reports Rust panics as a BaseException
-        attempts.append(f"{name}: {type(exc).__name__}: {_first_line(exc)}")
+        attempts.append(f"{name}: {describe(exc)}")
     return None
 
 
@@ -163,8 +163,3 @@ def failure_reason(attempts: list[str]) -> str:
     if not attempts:
         return "no engine could read it"
     return "; ".join(attempts)[:500]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else "(no message)"

@@ -137,9 +137,21 @@ def _looks_like_text(head: bytes) -> bool:
     if nul == 0:
         controls = sum(1 for b in head if b < 9 or 13 < b < 32)
         return controls <= len(head) // 100
-    # UTF-16 without a BOM: NULs fill every other byte.
-    even, odd = head[0::2].count(b"\x00"), head[1::2].count(b"\x00")
-    return max(even, odd) >= len(head) // 4 and min(even, odd) <= len(head) // 50
+    return utf16_without_bom(head) is not None
+
+
+def utf16_without_bom(head: bytes) -> str | None:
+    """'utf-16-be' or 'utf-16-le' when `head` looks like UTF-16 text without a byte-order mark."""
+    # Mostly-ASCII UTF-16 has a NUL in every other byte: the high byte comes first in big-endian.
+    half = len(head) // 2
+    if half < 4:
+        return None
+    even, odd = head[0::2].count(0), head[1::2].count(0)
+    if even >= half * 0.3 and odd <= half * 0.05:
+        return "utf-16-be"
+    if odd >= half * 0.3 and even <= half * 0.05:
+        return "utf-16-le"
+    return None
 
 
 def _text_format(head: bytes) -> str:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
-import sys
 import textwrap
+
+from tests.ingest.subprocess_ingest import ingest_with_sitecustomize
 
 # Loaded by every Python process of the run (the parser workers too) through PYTHONPATH.
 SITECUSTOMIZE = textwrap.dedent(
@@ -52,23 +50,14 @@ SAMPLES = [
 
 
 def test_ingest_runs_with_the_network_unreachable(corpus, tmp_path):
-    docs, hooks, log = tmp_path / "docs", tmp_path / "hooks", tmp_path / "net.log"
-    docs.mkdir()
-    hooks.mkdir()
-    for rel in SAMPLES:
-        shutil.copy(corpus / rel, docs / rel.replace("/", "__"))
-    (hooks / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    log = tmp_path / "net.log"
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "DO_NOT_TRACK", "SCARF_NO_ANALYTICS")}
-    env.update(PYTHONPATH=os.pathsep.join([str(hooks), env.get("PYTHONPATH", "")]), DOCPIPE_TEST_NET_LOG=str(log))
-    result = subprocess.run(
-        [sys.executable, "-m", "docpipe", "ingest", str(docs), "--out", str(tmp_path / "out")],
-        env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    env["DOCPIPE_TEST_NET_LOG"] = str(log)
+    sources = {rel.replace("/", "__"): corpus / rel for rel in SAMPLES}
+    docs = ingest_with_sitecustomize(sources, tmp_path, SITECUSTOMIZE, env)
     attempts = log.read_text() if log.exists() else ""
     assert attempts == "", f"ingestion tried the network:\n{attempts}"
-    lines = (tmp_path / "out" / "documents.jsonl").read_text().splitlines()
-    statuses = {d["path"]: (d["status"], d["engine"], d["reason"]) for d in map(json.loads, lines)}
+    statuses = {d["path"]: (d["status"], d["engine"], d["reason"]) for d in docs.values()}
     assert all(s[0] == "ok" for s in statuses.values()), statuses
     engines = {s[1] for s in statuses.values()}
     assert "unstructured" in engines, "the engine that downloads out of the box must be among those tested"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from docpipe.config import IngestConfig
 from docpipe.contracts import ElementKind
-from docpipe.ingest.extraction import Block, Extraction, ExtractionError, ocr_noise
+from docpipe.ingest.extraction import Block, Extraction, ExtractionError, ocr_noise, visible_chars
 
 try:
     import kreuzberg
@@ -127,7 +127,7 @@ def _read_pdf(path: Path, cfg: IngestConfig) -> Extraction:
     extraction = Extraction(blocks=blocks, pages=result.get_page_count() or None)
     if extraction.char_count() < cfg.min_chars and cfg.ocr:
         return _ocr_pdf(path, cfg)
-    scanned = [page for page, text in pages if page is not None and _chars(text) < cfg.min_chars]
+    scanned = [page for page, text in pages if page is not None and visible_chars(text) < cfg.min_chars]
     if scanned and cfg.ocr:
         _ocr_pages(path, pages, scanned, cfg, extraction)
     return extraction
@@ -159,13 +159,9 @@ def _pdf_pages(result: kreuzberg.ExtractionResult) -> list[tuple[int | None, str
     the document text is complete; text without a page beats no text.
     """
     pages = [(page["page_number"], page["content"]) for page in result.pages or []]
-    if _chars(result.content) > 2 * sum(_chars(text) for _, text in pages):
+    if visible_chars(result.content) > 2 * sum(visible_chars(text) for _, text in pages):
         return [(None, result.content)]
     return pages
-
-
-def _chars(text: str) -> int:
-    return len("".join(text.split()))
 
 
 def _ocr_pdf(path: Path, cfg: IngestConfig) -> Extraction:

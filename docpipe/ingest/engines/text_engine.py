@@ -13,6 +13,7 @@ from typing import IO
 from docpipe.config import IngestConfig
 from docpipe.contracts import ElementKind
 from docpipe.ingest.extraction import Block, Extraction, ExtractionError, table_texts
+from docpipe.ingest.sniff import utf16_without_bom
 
 SAMPLE_BYTES = 64 * 1024  # what charset detection reads: enough to decide, cheap on a 50 MB file
 MAX_PARAGRAPH = 16_000  # a longer run of lines is cut, so a log without blank lines is not one block
@@ -71,7 +72,7 @@ def detect_encoding(head: bytes) -> tuple[str, str]:
     for bom, codec in _BOMS:
         if head.startswith(bom):
             return codec, "replace"
-    if utf16 := _utf16_without_bom(head):
+    if utf16 := utf16_without_bom(head):
         return utf16, "replace"
     if _mostly_utf8(head):
         return "utf-8", _FALLBACK
@@ -99,19 +100,6 @@ def open_text(path: Path, newline: str | None = None) -> IO[str]:
         head = fh.read(SAMPLE_BYTES)
     codec, errors = detect_encoding(head)
     return path.open(encoding=codec, errors=errors, newline=newline)
-
-
-def _utf16_without_bom(head: bytes) -> str | None:
-    # Mostly-ASCII UTF-16 has a NUL in every other byte: the high byte comes first in big-endian.
-    half = len(head) // 2
-    if half < 4:
-        return None
-    even, odd = head[0::2].count(0), head[1::2].count(0)
-    if even >= half * 0.3 and odd <= half * 0.05:
-        return "utf-16-be"
-    if odd >= half * 0.3 and even <= half * 0.05:
-        return "utf-16-le"
-    return None
 
 
 def _mostly_utf8(head: bytes) -> bool:

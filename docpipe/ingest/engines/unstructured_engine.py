@@ -11,7 +11,7 @@ from pathlib import Path
 
 from docpipe.config import IngestConfig
 from docpipe.contracts import ElementKind
-from docpipe.ingest.extraction import Block, Extraction, ExtractionError
+from docpipe.ingest.extraction import Block, Extraction, ExtractionError, describe, visible_chars
 
 # Before unstructured is imported: it pings an analytics server on import unless opted out,
 # prints a usage notice, and the Hugging Face hub would retry downloads for ~23 s per file.
@@ -122,7 +122,7 @@ def _partition(path: Path, fmt: str, **options) -> list:
     except ExtractionError:
         raise
     except Exception as exc:
-        raise ExtractionError(_reason(exc)) from None
+        raise ExtractionError(describe(exc)) from None
 
 
 def _partition_pdf_or_image(path: Path, fmt: str, cfg: IngestConfig, options: dict) -> list:
@@ -136,7 +136,7 @@ def _partition_pdf_or_image(path: Path, fmt: str, cfg: IngestConfig, options: di
         )
     strategy = "fast" if fmt == "pdf" else "ocr_only"
     elements = _partition(path, fmt, strategy=strategy, **options)
-    if strategy == "fast" and cfg.ocr and _chars(elements) < cfg.min_chars:  # a scan: no text layer
+    if strategy == "fast" and cfg.ocr and sum(visible_chars(str(e)) for e in elements) < cfg.min_chars:  # a scan: no text layer
         elements = _partition(path, fmt, strategy="ocr_only", **options)
     return elements
 
@@ -147,15 +147,6 @@ def _partition_converted(path: Path, fmt: str, cfg: IngestConfig, options: dict)
     with tempfile.TemporaryDirectory(prefix="docpipe-unstructured-") as tmp:
         converted = convert(path, fmt, CONVERTED[fmt], Path(tmp), timeout=cfg.timeout_s * CONVERT_SHARE)
         return _partition(converted, CONVERTED[fmt], metadata_filename=path.name, **options)
-
-
-def _chars(elements: list) -> int:
-    return sum(len("".join(str(e).split())) for e in elements)
-
-
-def _reason(exc: Exception) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0][:300]}" if lines else type(exc).__name__
 
 
 # --- attachments unstructured skips (it logs them and carries on) --------------------------
