@@ -157,7 +157,10 @@ def _recall(files, docs: dict, texts: dict[str, dict[str, str]]) -> tuple[list[d
 def _baseline_loop(engine: str, files: list[list[str]], result: Path, timeout: float) -> None:
     """The loop a user would write, one file after another in one process."""
     extract = _unstructured_extract() if engine == "unstructured" else _kreuzberg_extract()
-    signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError(f"over {timeout:g} s")))
+    def over_time(*_):
+        raise TimeoutError(f"over {timeout:g} s")
+
+    signal.signal(signal.SIGALRM, over_time)
     out = {}
     for rel, path in files:
         started, text, error = time.monotonic(), "", None

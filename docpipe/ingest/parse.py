@@ -14,7 +14,7 @@ from docpipe.contracts import DocStatus
 from docpipe.ingest.engines import load_engine
 from docpipe.ingest.extraction import Extraction, ExtractionError, assemble, describe
 from docpipe.ingest.routing import ROUTES
-from docpipe.ingest.sniff import detect_format
+from docpipe.ingest.sniff import detect_format, extension_format
 
 # Formats stored as zip containers, whose inflated size is checked before any parser opens them.
 ZIP_CONTAINERS = {"docx", "docm", "dotx", "pptx", "pptm", "xlsx", "xlsm", "xlsb", "odt", "ods", "odp", "epub", "pages", "zip"}
@@ -73,7 +73,7 @@ def _check_pdf_password(path: Path) -> None:
 
 def parse_file(path: Path, cfg: IngestConfig, on_engine: Callable[[int, str, str], None] | None = None) -> dict:
     """Return the parsed fields of a Document (all but path, sha256 and size) as a dict."""
-    fmt = path.suffix.lower().lstrip(".") or "unknown"
+    fmt = extension_format(path)
     try:
         fmt = detect_format(path)
         warnings = check_guards(path, fmt, cfg)

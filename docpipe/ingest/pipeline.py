@@ -12,6 +12,7 @@ import psutil
 from docpipe.config import IngestConfig
 from docpipe.contracts import Document, DocStatus, FormatSummary, IngestReport
 from docpipe.ingest.discover import FoundFile, discover
+from docpipe.ingest.sniff import extension_format
 from docpipe.ingest.workers import ParserPool, Task
 from docpipe.store import Store, sha256_file, stable_hash, write_json, write_jsonl
 
@@ -72,7 +73,7 @@ def run(input_dir: Path, out_dir: Path, cfg: IngestConfig, on_document: Progress
 
     def on_result(task: Task, result: dict) -> None:
         item, sha = todo[task.key]
-        result.setdefault("format", task.fmt or Path(item.rel).suffix.lstrip(".").lower() or "unknown")
+        result.setdefault("format", task.fmt or extension_format(item.rel))
         result["seconds"] = round(time.monotonic() - (task.started or time.monotonic()), 3)
         store.put(_CACHE, stable_hash(sha, settings), result)
         finish(item, _document(item, sha, result))
@@ -92,7 +93,7 @@ def run(input_dir: Path, out_dir: Path, cfg: IngestConfig, on_document: Progress
 
 def _without_parsing(item: FoundFile) -> tuple[Document | None, str]:
     """A Document for files that are reported without parsing, else (None, sha256)."""
-    fmt = Path(item.rel).suffix.lstrip(".").lower() or "unknown"
+    fmt = extension_format(item.rel)
     if item.skip_reason:
         return Document(path=item.rel, sha256="", size=item.size, format=fmt, status=DocStatus.skipped, reason=item.skip_reason), ""
     try:

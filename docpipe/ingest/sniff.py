@@ -53,6 +53,11 @@ _IMAGE_SIGNATURES = (
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"}
 
 
+def extension_format(path: Path | str) -> str:
+    """The file's extension as a format name, for files reported before (or instead of) sniffing."""
+    return Path(path).suffix.lower().lstrip(".") or "unknown"
+
+
 def detect_format(path: Path) -> str:
     """Return the format of `path`, or raise ExtractionError saying why it cannot be read."""
     ext = path.suffix.lower().lstrip(".")
