@@ -63,6 +63,15 @@ def test_empty_folder_says_no_files_found(tmp_path):
     assert (tmp_path / "out" / "documents.jsonl").read_text() == ""
 
 
+def test_an_output_folder_that_cannot_be_written_is_one_clear_line(tmp_path):
+    (tmp_path / "docs").mkdir()
+    taken = tmp_path / "taken"
+    taken.write_text("a file where the output folder should go")
+    result = runner.invoke(app, ["ingest", str(tmp_path / "docs"), "--out", str(taken)])
+    assert result.exit_code == 2
+    assert "cannot write the output folder" in result.output and "choose another --out" in result.output
+
+
 def test_bad_config_is_one_clear_line(tmp_path):
     bad = tmp_path / "c.yaml"
     bad.write_text("ingest:\n  wrokers: 2\n")

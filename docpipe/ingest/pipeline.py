@@ -48,6 +48,7 @@ def run(input_dir: Path, out_dir: Path, cfg: IngestConfig, on_document: Progress
         raise IngestError(f"{input_dir} is a file: give the folder that holds it (docpipe reads whole folders)")
     if not input_dir.is_dir():
         raise IngestError(f"input folder not found: {input_dir} (give a folder of documents)")
+    _prepare_output(Path(out_dir))
     started = time.monotonic()
     store, settings = Store(out_dir), settings_key(cfg)
     found = discover(input_dir, cfg.include_hidden, cfg.max_file_mb)
@@ -89,6 +90,17 @@ def run(input_dir: Path, out_dir: Path, cfg: IngestConfig, on_document: Progress
     write_json(Path(out_dir) / "ingest_report.json", report)
     write_json(Path(out_dir) / "ingest_config.json", cfg)
     return report
+
+
+def _prepare_output(out_dir: Path) -> None:
+    """Fail before any work when the output folder cannot be written."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".docpipe-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise IngestError(f"cannot write the output folder {out_dir}: {exc.strerror or exc}; choose another --out") from None
 
 
 def _without_parsing(item: FoundFile) -> tuple[Document | None, str]:
