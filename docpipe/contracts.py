@@ -114,3 +114,31 @@ class IngestReport(BaseModel):
     seconds: float
     formats: dict[str, FormatSummary]
     failures: dict[str, str] = Field(description="path -> one-line reason, for every failed or skipped file.")
+
+
+class Citation(BaseModel):
+    """Where an answer comes from: a verbatim quote and its exact place in the ingested document."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Annotated[str, Field(description="Source path relative to the input folder.")]
+    doc_id: Annotated[str, Field(description="Document.doc_id of the source document version.")]
+    page: Annotated[int | None, Field(description="1-based page (slide, sheet) the quote starts on, when the format has pages.")] = None
+    quote: Annotated[str, Field(description="The quoted text; equals the document's text[start:end].")]
+    start: Annotated[int, Field(ge=0, description="Character offset of the quote in the ingested document's text.")]
+    end: Annotated[int, Field(ge=0, description="Character offset one past the quote's end.")]
+
+
+class QAPair(BaseModel):
+    """One question/answer candidate with its citation and who produced it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, Field(description="Stable id: hash of the chunk id, the question and the answer.")]
+    question: Annotated[str, Field(description="The question, as a user would ask it.")]
+    answer: Annotated[str, Field(description="The answer, without the source reference (added when rendered for training).")]
+    citation: Annotated[Citation, Field(description="The quote that supports the answer.")]
+    chunk_id: Annotated[str, Field(description="Chunk.id of the chunk the pair was written from.")]
+    section: Annotated[list[str], Field(description="Heading path of the chunk.")] = []
+    tier: Annotated[str, Field(description="Agent tier that produced the pair: structured | json | heuristic.")]
+    producer: Annotated[str, Field(description="Model name, or 'extractive' for the built-in generator.")]
