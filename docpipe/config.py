@@ -27,10 +27,59 @@ class IngestConfig(BaseModel):
     include_hidden: Annotated[bool, Field(description="Also read files and folders whose names start with a dot.")] = False
 
 
+class LLMConfig(BaseModel):
+    """Which model writes questions, and how the gateway treats it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: Annotated[str, Field(description=(
+        "'auto' = the packaged local model when installed, else the built-in extractive generator alone; "
+        "'none' = the extractive generator alone; a path to a .gguf file = that model in-process (llama-cpp-python); "
+        "anything else is a litellm model string, e.g. 'openai/gpt-4o-mini', 'anthropic/claude-3-5-haiku-latest', 'ollama/llama3.1'."))] = "auto"
+    api_base: Annotated[str | None, Field(description="Base URL of an OpenAI-compatible server (vLLM, llama.cpp server, Ollama); keys come from the environment only.")] = None
+    temperature: Annotated[float, Field(ge=0, le=2, description="Sampling temperature.")] = 0.2
+    max_tokens: Annotated[int, Field(ge=16, description="Most tokens in one reply.")] = 768
+    seed: Annotated[int, Field(description="Sampling seed, where the provider honours one.")] = 0
+    timeout_s: Annotated[float, Field(gt=0, description="Seconds one call may take before it counts as failed and is retried.")] = 120
+    max_retries: Annotated[int, Field(ge=0, description="Retries of a failed call (timeouts, 429, 5xx), with exponential backoff.")] = 4
+    backoff_s: Annotated[float, Field(ge=0, description="First backoff delay; doubled on each retry, with jitter. A 429's Retry-After wins when given.")] = 1.0
+    backoff_max_s: Annotated[float, Field(ge=0, description="Longest backoff delay.")] = 60
+    rpm: Annotated[int | None, Field(ge=1, description="Requests per minute allowed; empty = no limit.")] = None
+    tpm: Annotated[int | None, Field(ge=1, description="Tokens per minute allowed (prompt + reply); empty = no limit.")] = None
+    concurrency: Annotated[int, Field(ge=1, description="Calls in flight at once (a local model always runs one at a time).")] = 4
+    threads: Annotated[int | None, Field(ge=1, description="CPU threads of a local model; empty = chosen for the machine.")] = None
+    context_tokens: Annotated[int, Field(ge=512, description="Context window of a local model.")] = 2048
+
+
+class GenerateConfig(BaseModel):
+    """Turning chunks into a curated Q&A dataset."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chunk_tokens: Annotated[int, Field(ge=32, description="Most tokens in one chunk; chunks never cross a heading.")] = 384
+    pairs_per_fact: Annotated[float, Field(gt=0, description="Pairs asked for per information unit (sentence, list item, table row) of a chunk.")] = 0.5
+    min_pairs_per_chunk: Annotated[int, Field(ge=1, description="Fewest pairs asked for from a chunk with any content.")] = 1
+    max_pairs_per_chunk: Annotated[int, Field(ge=1, description="Most pairs asked for from one chunk.")] = 6
+    min_support: Annotated[float, Field(ge=0, le=1, description="Share of the answer's content words that must appear in its quote.")] = 0.6
+    min_question_chars: Annotated[int, Field(ge=1, description="Shorter questions are rejected.")] = 12
+    max_question_chars: Annotated[int, Field(ge=1, description="Longer questions are rejected.")] = 300
+    min_answer_chars: Annotated[int, Field(ge=1, description="Shorter answers are rejected.")] = 2
+    max_answer_chars: Annotated[int, Field(ge=1, description="Longer answers are rejected.")] = 1200
+    dedup_threshold: Annotated[float, Field(gt=0, le=1, description="Jaccard similarity above which two questions (or two question+answer texts) are near-duplicates.")] = 0.8
+    judge: Annotated[bool, Field(description="Also ask the LLM whether each answer follows from its quote (the judge sees only the quote and the answer).")] = False
+    eval_fraction: Annotated[float, Field(gt=0, lt=1, description="Share of document sections held out for evaluation.")] = 0.15
+    paraphrase_probes: Annotated[int, Field(ge=0, description="Paraphrased train questions written to probe memorised phrasing.")] = 50
+    abstention_probes: Annotated[int, Field(ge=0, description="Out-of-corpus questions whose expected answer is an abstention.")] = 30
+    dpo: Annotated[bool, Field(description="Write DPO preference pairs (grounded answer chosen, ungrounded or miscited answer rejected).")] = True
+    seed: Annotated[int, Field(description="Seed for splits and sampling.")] = 0
+
+
 class DocpipeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ingest: Annotated[IngestConfig, Field(description="Reading documents.")] = IngestConfig()
+    llm: Annotated[LLMConfig, Field(description="The model that writes questions, and the gateway's limits.")] = LLMConfig()
+    generate: Annotated[GenerateConfig, Field(description="Chunking, Q&A generation and curation.")] = GenerateConfig()
 
 
 class ConfigError(ValueError):
