@@ -68,6 +68,31 @@ def ingest(
 
 
 @app.command()
+def generate(
+    out: OutOption = Path("docpipe-out"),
+    config: ConfigOption = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="'auto', 'none' (extractive only), a .gguf path, or a litellm model string such as openai/gpt-4o-mini.")] = None,
+    api_base: Annotated[Optional[str], typer.Option(help="Base URL of an OpenAI-compatible server (vLLM, llama.cpp, Ollama).")] = None,
+    judge: Annotated[Optional[bool], typer.Option("--judge/--no-judge", help="Also have the model check each answer against its quote.")] = None,
+) -> None:
+    """Write a curated Q&A dataset with verified citations to OUT/dataset/ (after `docpipe ingest`)."""
+    from docpipe.qa.generate import GenerateError, run
+    from docpipe.ui import chunk_progress, console, dataset_table
+
+    cfg = _config(config, {"llm.model": model, "llm.api_base": api_base, "generate.judge": judge})
+    try:
+        with chunk_progress() as progress:
+            report = run(out, cfg, on_start=progress.start, on_chunk=progress.advance)
+    except GenerateError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]: finished chunks and model replies are saved; run the same command to resume")
+        raise typer.Exit(130)
+    console.print(dataset_table(report))
+    console.print(f"wrote {out / 'dataset'} (card: {out / 'dataset' / 'README.md'})")
+
+
+@app.command()
 def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
     """Show what this machine has: Python, torch device, optional backends, system parsers, readable formats."""
     from docpipe.doctor import collect

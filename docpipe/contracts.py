@@ -142,3 +142,23 @@ class QAPair(BaseModel):
     section: Annotated[list[str], Field(description="Heading path of the chunk.")] = []
     tier: Annotated[str, Field(description="Agent tier that produced the pair: structured | json | heuristic.")]
     producer: Annotated[str, Field(description="Model name, or 'extractive' for the built-in generator.")]
+
+
+class DatasetReport(BaseModel):
+    """What `docpipe generate` made and lost, written to dataset/report.json and shown on the card."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    documents: int = Field(description="Documents in documents.jsonl.")
+    documents_with_text: int = Field(description="Documents that yielded at least one chunk with content.")
+    documents_covered: int = Field(description="Documents with text that have accepted pairs, or whose pairs all repeat another document's.")
+    uncovered: dict[str, str] = Field(description="path -> why a document with text has no accepted pair.")
+    chunks: int = Field(description="Chunks cut from the documents.")
+    chunks_with_content: int = Field(description="Chunks with at least one fact to ask about.")
+    chunks_covered: int = Field(description="Chunks with at least one accepted pair.")
+    funnel: dict[str, int] = Field(description="Candidates left after each check, in order.")
+    rejections: dict[str, int] = Field(description="Rejected candidates per reason.")
+    tiers: dict[str, dict[str, int]] = Field(description="Per agent tier: candidates and accepted pairs.")
+    splits: dict[str, int] = Field(description="Records per output file.")
+    llm: dict = Field(description="Generating model and the gateway's usage per purpose.")
+    seconds: float

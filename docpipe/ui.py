@@ -47,6 +47,47 @@ def ingest_progress() -> Iterator[IngestProgress]:
         yield IngestProgress(progress)
 
 
+class ChunkProgress:
+    """Chunks done of all, candidates so far, ETA."""
+
+    def __init__(self, progress: Progress):
+        self._progress = progress
+        self._task = progress.add_task("writing Q&A pairs", total=None, pairs="")
+        self._pairs = 0
+
+    def start(self, chunks: list) -> None:
+        self._progress.update(self._task, total=len(chunks))
+
+    def advance(self, chunk, candidates: int) -> None:
+        self._pairs += candidates
+        self._progress.update(self._task, advance=1, description=f"{chunk.path[-40:]:<40}", pairs=f"{self._pairs} candidates")
+
+
+@contextmanager
+def chunk_progress() -> Iterator[ChunkProgress]:
+    columns = (TextColumn("{task.description}", style="cyan"), BarColumn(), TextColumn("{task.completed}/{task.total} chunks"),
+               TextColumn("{task.fields[pairs]}"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+        yield ChunkProgress(progress)
+
+
+def dataset_table(report) -> Table:
+    table = Table(title=f"{report.splits.get('train', 0)} train + {report.splits.get('eval', 0)} eval pairs in {report.seconds:.0f} s")
+    table.add_column("what", style="bold")
+    table.add_column("figure")
+    table.add_row("documents covered", f"{report.documents_covered} / {report.documents_with_text} with text")
+    table.add_row("chunks covered", f"{report.chunks_covered} / {report.chunks_with_content} with content")
+    table.add_row("funnel", " -> ".join(f"{stage} {n}" for stage, n in report.funnel.items()))
+    table.add_row("rejected", ", ".join(f"{why} {n}" for why, n in report.rejections.items()) or "none")
+    table.add_row("tiers (accepted)", ", ".join(f"{tier} {t['accepted']}" for tier, t in report.tiers.items()))
+    table.add_row("probes", f"paraphrase {report.splits.get('probes_paraphrase', 0)}, abstention {report.splits.get('probes_abstain', 0)}")
+    table.add_row("DPO pairs", str(report.splits.get("dpo", 0)))
+    table.add_row("model", str(report.llm.get("model")))
+    if report.uncovered:
+        table.add_row("[red]not covered[/red]", ", ".join(report.uncovered))
+    return table
+
+
 def ingest_table(report: IngestReport) -> Table:
     table = Table(title=f"{report.parsed} of {report.files} files read in {report.seconds:.1f} s ({report.reused} reused)")
     for column in ("format", "files", "ok", "partial", "failed", "skipped", "engines", "first reason"):

@@ -25,3 +25,13 @@ def bad_inputs(tmp_path_factory, corpus) -> Path:
     from tests.ingest.hostile_files import build
 
     return build(tmp_path_factory.mktemp("bad_inputs"), corpus)
+
+
+@pytest.fixture(scope="session")
+def ingested_corpus(corpus, tmp_path_factory):
+    """The whole corpus ingested once per session: (report, output folder)."""
+    from docpipe.config import IngestConfig
+    from docpipe.ingest.pipeline import run
+
+    out = tmp_path_factory.mktemp("corpus-out")
+    return run(corpus, out, IngestConfig()), out

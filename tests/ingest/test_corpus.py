@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from docpipe.config import IngestConfig
 from docpipe.contracts import Document
-from docpipe.ingest.pipeline import run
 from docpipe.store import iter_jsonl
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "ingest" / "groundtruth" / "corpus.json"
@@ -31,9 +29,8 @@ def _norm(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def ingested(corpus, tmp_path_factory):
-    out = tmp_path_factory.mktemp("corpus-out")
-    report = run(corpus, out, IngestConfig())
+def ingested(ingested_corpus):
+    report, out = ingested_corpus
     docs = {d["path"]: Document.model_validate(d) for d in iter_jsonl(out / "documents.jsonl")}
     if REGENERATE:
         _write_golden(docs)

@@ -1,0 +1,156 @@
+"""Keep only pairs a person would trust: a quote that is really in the source, an answer the
+quote supports, a sensible question, no boilerplate, no duplicates. Every rejection keeps
+its reason, so the dataset card can show where candidates were lost and why."""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from docpipe.config import GenerateConfig
+from docpipe.contracts import Chunk, Citation, Document, ElementKind, QAPair
+from docpipe.qa.citation import content_words, locate, normalize, support
+from docpipe.qa.dedup import find_duplicates
+from docpipe.store import stable_hash
+
+# The funnel's stages, in the order candidates pass them (the card lists them so).
+CITATION, SUPPORT, QUALITY, JUDGE, DEDUP = "citation", "support", "quality", "judge", "dedup"
+STAGES = (CITATION, SUPPORT, QUALITY, JUDGE, DEDUP)
+_PAGE_NUMBER = re.compile(r"^(page\s*)?\d{1,4}(\s*(of|/)\s*\d{1,4})?$")
+_LETTERS = re.compile(r"[^\W\d_]{2,}")
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A candidate as a generator wrote it, before any check."""
+
+    question: str
+    answer: str
+    quote: str
+    chunk_id: str
+    tier: str
+    producer: str
+
+
+@dataclass(frozen=True)
+class Rejection:
+    draft: Draft
+    stage: str
+    reason: str
+
+    @property
+    def category(self) -> str:
+        """The reason without its details: what the card counts."""
+        return self.reason.split(" (")[0]
+
+    def record(self) -> dict:
+        return {**self.draft.__dict__, "stage": self.stage, "reason": self.reason}
+
+
+class Source:
+    """A chunk with its document, to turn a quote into a citation that points into the document."""
+
+    def __init__(self, chunk: Chunk, doc: Document):
+        self.chunk, self.doc = chunk, doc
+        paged = [el for el in doc.elements if el.page is not None]
+        self._starts = [el.start for el in paged]
+        self._pages = [el.page for el in paged]
+        self._boilerplate = [(el.start, el.end) for el in doc.elements if el.kind in (ElementKind.header, ElementKind.footer)]
+
+    def citation(self, quote: str) -> Citation | None:
+        """The quote's citation, its span and text taken from the document itself; None when the quote is not in the chunk."""
+        span = locate(quote, self.chunk.text)
+        if span is None:
+            return None
+        start, end = self.chunk.start + span[0], self.chunk.start + span[1]
+        at = bisect.bisect_right(self._starts, start) - 1
+        page = self._pages[at] if at >= 0 else (self.chunk.pages[0] if self.chunk.pages else None)
+        return Citation(path=self.doc.path, doc_id=self.doc.doc_id, page=page, quote=self.doc.text[start:end], start=start, end=end)
+
+    def is_boilerplate(self, citation: Citation) -> bool:
+        text = normalize(citation.quote)
+        if _PAGE_NUMBER.match(text) or len(_LETTERS.findall(text)) < 2:
+            return True
+        return any(s <= citation.start and citation.end <= e for s, e in self._boilerplate)
+
+
+def check(draft: Draft, source: Source, cfg: GenerateConfig) -> QAPair | Rejection:
+    """The pair with its verified citation, or the first check it fails."""
+    citation = source.citation(draft.quote)
+    if citation is None:
+        return Rejection(draft, CITATION, "quote not in source")
+    share = support(draft.answer, citation.quote)
+    if share < cfg.min_support:
+        return Rejection(draft, SUPPORT, f"answer not supported by quote ({share:.0%} of its words)")
+    problem = _quality_problem(draft, citation, source, cfg)
+    if problem:
+        return Rejection(draft, QUALITY, problem)
+    return QAPair(
+        id=stable_hash(draft.chunk_id, draft.question, draft.answer)[:16], question=draft.question.strip(),
+        answer=draft.answer.strip(), citation=citation, chunk_id=draft.chunk_id, section=source.chunk.section,
+        tier=draft.tier, producer=draft.producer,
+    )
+
+
+def _quality_problem(draft: Draft, citation: Citation, source: Source, cfg: GenerateConfig) -> str | None:
+    question, answer = draft.question.strip(), draft.answer.strip()
+    if len(question) < cfg.min_question_chars:
+        return "question too short"
+    if len(question) > cfg.max_question_chars:
+        return "question too long"
+    if len(answer) < cfg.min_answer_chars:
+        return "answer too short"
+    if len(answer) > cfg.max_answer_chars:
+        return "answer too long"
+    if source.is_boilerplate(citation):
+        return "boilerplate quote (page number, header or footer)"
+    asked, answered = content_words(question), content_words(answer)
+    yes_no = normalize(answer).split(" ", 1)[0].strip(",.!") in ("yes", "no")
+    if not yes_no and (normalize(answer) in normalize(question) or (answered and answered <= asked)):
+        return "answer restates the question"
+    context = content_words(citation.quote) | content_words(" ".join(source.chunk.section))
+    if len(asked) >= 2 and not asked & context:
+        return "question not answerable from the quote"
+    return None
+
+
+@dataclass
+class Curated:
+    accepted: list[QAPair]
+    rejected: list[Rejection]
+    funnel: dict[str, int]  # candidates left after each stage, starting with "candidates"
+
+
+def curate(
+    drafts: Sequence[Draft],
+    sources: dict[str, Source],
+    cfg: GenerateConfig,
+    judge: Callable[[QAPair], str | None] | None = None,
+) -> Curated:
+    """Run every check, then the optional judge (returns a reason to reject, or None), then dedup."""
+    rejected: list[Rejection] = []
+    passed: list[tuple[Draft, QAPair]] = []
+    funnel = {"candidates": len(drafts)}
+    for draft in drafts:
+        result = check(draft, sources[draft.chunk_id], cfg)
+        if isinstance(result, Rejection):
+            rejected.append(result)
+        else:
+            passed.append((draft, result))
+    for stage in (CITATION, SUPPORT, QUALITY):
+        funnel[stage] = funnel[list(funnel)[-1]] - sum(r.stage == stage for r in rejected)
+    if judge is not None:
+        kept = []
+        for draft, pair in passed:
+            reason = judge(pair)
+            (rejected.append(Rejection(draft, JUDGE, reason)) if reason else kept.append((draft, pair)))
+        passed = kept
+    funnel[JUDGE] = len(passed)
+    duplicates = find_duplicates([(pair.question, pair.answer) for _, pair in passed], threshold=cfg.dedup_threshold)
+    for index, (kept_index, why) in duplicates.dropped.items():
+        rejected.append(Rejection(passed[index][0], DEDUP, f"duplicate ({why}) of {passed[kept_index][1].id}"))
+    accepted = [passed[i][1] for i in duplicates.kept]
+    funnel[DEDUP] = len(accepted)
+    return Curated(accepted, rejected, funnel)

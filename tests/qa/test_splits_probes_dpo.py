@@ -1,0 +1,88 @@
+from docpipe.contracts import Chunk, Citation, QAPair
+from docpipe.qa.curate import Draft, Rejection
+from docpipe.qa.dpo import preference_pairs
+from docpipe.qa.formats import ABSTAIN_ANSWER, SYSTEM_PROMPT, parse_source_reference, render_answer, to_alpaca, to_sharegpt, training_record
+from docpipe.qa.probes import abstention_probes, paraphrase_probes
+from docpipe.qa.splits import split_pairs
+
+
+def chunk(cid: str, doc: str, section: list[str], text: str | None = None) -> Chunk:
+    text = text or f"text of {cid}"
+    return Chunk(id=cid, doc_id=doc, path=f"{doc}.pdf", text=text, start=0, end=len(text), section=section, tokens=3)
+
+
+def pair(n: int, c: Chunk, page: int | None = 1) -> QAPair:
+    citation = Citation(path=c.path, doc_id=c.doc_id, page=page, quote=c.text, start=0, end=len(c.text))
+    return QAPair(id=f"p{n}", question=f"What is fact number {n} about {c.id}?", answer=f"Fact {n}.", citation=citation,
+                  chunk_id=c.id, section=c.section, tier="structured", producer="fake")
+
+
+def test_no_section_and_no_repeated_text_feeds_both_splits():
+    chunks = {}
+    for d in range(6):
+        for s in range(3):
+            for k in range(2):
+                c = chunk(f"d{d}s{s}k{k}", f"doc{d}", [f"Part {s}"])
+                chunks[c.id] = c
+    twin = chunk("twin", "doc9", ["Copy"], text=chunks["d0s0k0"].text)  # the same page in another file
+    chunks[twin.id] = twin
+    pairs = [pair(i * 10 + j, c) for i, c in enumerate(chunks.values()) for j in range(3)]
+    train, held = split_pairs(pairs, chunks, eval_fraction=0.2, seed=1)
+    assert len(train) + len(held) == len(pairs) and held
+    assert 0.1 <= len(held) / len(pairs) <= 0.35
+    sections = lambda ps: {(chunks[p.chunk_id].doc_id, tuple(chunks[p.chunk_id].section)) for p in ps if p.chunk_id != "twin"}
+    assert not sections(train) & sections(held)
+    texts = lambda ps: {chunks[p.chunk_id].text for p in ps}
+    assert not texts(train) & texts(held)
+    assert split_pairs(pairs, chunks, 0.2, seed=1) == (train, held)  # deterministic
+
+
+def test_a_corpus_with_one_section_is_split_by_chunk():
+    chunks = {f"c{i}": chunk(f"c{i}", "doc", []) for i in range(10)}
+    pairs = [pair(i, c) for i, c in enumerate(chunks.values())]
+    train, held = split_pairs(pairs, chunks, 0.2)
+    assert train and held and not {p.chunk_id for p in train} & {p.chunk_id for p in held}
+
+
+def test_training_record_and_other_formats_carry_the_source_line():
+    c = chunk("c1", "handbook", ["Loans"])
+    record = training_record(pair(1, c, page=4))
+    assert [m["role"] for m in record["messages"]] == ["system", "user", "assistant"]
+    assert record["messages"][0]["content"] == SYSTEM_PROMPT
+    assert record["messages"][2]["content"] == "Fact 1.\n\nSource: handbook.pdf, p. 4"
+    assert parse_source_reference(record["messages"][2]["content"]) == ("handbook.pdf", 4)
+    assert parse_source_reference(render_answer("Yes.", pair(2, c, page=None).citation)) == ("handbook.pdf", None)
+    assert parse_source_reference("no source here") is None
+    assert to_alpaca(record)["output"].endswith("p. 4") and to_alpaca(record)["instruction"] == record["question"]
+    assert [t["from"] for t in to_sharegpt(record)["conversations"]] == ["system", "human", "gpt"]
+
+
+def test_abstention_probes_avoid_what_the_corpus_talks_about():
+    probes = abstention_probes({"mercury", "boiling", "celsius", "point"}, count=100)
+    assert probes and all(p["answer"] == ABSTAIN_ANSWER for p in probes)
+    assert not any("mercury" in p["question"] for p in probes)
+    assert probes[0]["messages"][-1]["content"] == ABSTAIN_ANSWER
+
+
+def test_paraphrase_probes_keep_answer_and_citation_and_skip_near_copies():
+    c = chunk("c1", "handbook", [])
+    train = [pair(i, c) for i in range(5)]
+    rewordings = {train[0].question: "Tell me, regarding c1, the content of fact 0?", train[1].question: train[1].question + " please"}
+    probes = paraphrase_probes(train, rewordings.get, count=10)
+    assert [p["source_id"] for p in probes] == ["p0"]
+    assert probes[0]["answer"] == train[0].answer and probes[0]["citation"]["quote"] == c.text
+
+
+def test_dpo_prefers_the_models_own_failures_then_constructed_ones():
+    chunks = [chunk(f"c{i}", f"doc{i % 2}", []) for i in range(4)]
+    train = [pair(i, c) for i, c in enumerate(chunks)]
+    failure = Rejection(Draft("q", "A made-up answer.", "not there", "c0", "structured", "fake"), "citation", "quote not in source")
+    records = preference_pairs(train, [failure])
+    assert len(records) == 4
+    assert records[0]["rejected_kind"].startswith("model answer that failed")
+    assert records[0]["rejected"][0]["content"].startswith("A made-up answer.")
+    for record, p in zip(records, train):
+        assert record["chosen"][0]["content"] == render_answer(p.answer, p.citation)
+        assert record["rejected"][0]["content"] != record["chosen"][0]["content"]
+        assert record["prompt"][-1] == {"role": "user", "content": p.question}
+    assert {r["rejected_kind"] for r in records[1:]} <= {"other document's answer", "uncited answer", "wrong source"}
