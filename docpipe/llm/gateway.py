@@ -72,7 +72,10 @@ class _DiskCache:
         return record if isinstance(record, dict) and isinstance(record.get("reply"), str) else None
 
     def put(self, key: str, record: dict) -> None:
-        atomic_write_text(self._path(key), json.dumps(record, ensure_ascii=False, indent=1) + "\n")
+        try:
+            atomic_write_text(self._path(key), json.dumps(record, ensure_ascii=False, indent=1) + "\n")
+        except OSError as exc:  # a full or read-only disk must not throw away a reply already paid for
+            log.warning("could not cache an LLM reply in %s: %s", self.root, exc)
 
 
 class _Usage:
@@ -115,6 +118,9 @@ class Gateway:
         self.supports_schema = provider.supports_schema
         self.params = GenerationParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=cfg.seed)
         self.timeout_s = cfg.timeout_s
+        # The provider enforces timeout_s itself and says why it stopped; this later deadline
+        # is the backstop for a provider that hangs anyway.
+        self._deadline_s = cfg.timeout_s + min(5.0, 0.1 * cfg.timeout_s)
         self.max_retries = cfg.max_retries
         self.backoff_s = cfg.backoff_s
         self.backoff_max_s = cfg.backoff_max_s
@@ -145,7 +151,7 @@ class Gateway:
         for attempt in itertools.count():  # _after_failure raises after the last retry
             time.sleep(self._admit(request))
             try:
-                reply = _checked(_run_with_deadline(lambda: self._provider_call(request), self.timeout_s))
+                reply = _checked(_run_with_deadline(lambda: self._provider_call(request), self._deadline_s))
             except ProviderError as exc:
                 time.sleep(self._after_failure(request, exc, attempt))
                 continue
@@ -174,9 +180,9 @@ class Gateway:
     async def _acall_with_deadline(self, request: _Request) -> ProviderReply:
         call = self.provider.acall(request.messages, request.schema, self.params, self.timeout_s)
         try:
-            return await asyncio.wait_for(call, self.timeout_s)
+            return await asyncio.wait_for(call, self._deadline_s)
         except asyncio.TimeoutError:
-            raise TransientError(f"no reply within {self.timeout_s:g} s") from None
+            raise TransientError(f"no reply within {self._deadline_s:.3g} s") from None
 
     def _gate(self) -> asyncio.Semaphore:
         # One semaphore per event loop: a semaphore is bound to the loop it first waits on.
@@ -251,7 +257,7 @@ def _run_with_deadline(fn: Callable[[], R], timeout: float) -> R:
 
     threading.Thread(target=target, name="docpipe-llm-call", daemon=True).start()
     if not done.wait(timeout):
-        raise TransientError(f"no reply within {timeout:g} s")
+        raise TransientError(f"no reply within {timeout:.3g} s")
     if "error" in box:
         raise box["error"]
     return box["value"]

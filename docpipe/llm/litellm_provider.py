@@ -5,6 +5,7 @@ environment, as litellm reads them; this module never sees or stores them."""
 from __future__ import annotations
 
 import os
+import warnings
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -20,6 +21,9 @@ except ImportError as exc:
 from docpipe.llm.providers import GenerationParams, Messages, PermanentError, ProviderError, ProviderReply, RateLimited, TransientError
 
 litellm.suppress_debug_info = True  # no "Give Feedback / Get Help" banner on every error
+# litellm 1.106's response types use typing.ReadOnly, which pydantic warns about at the first
+# call; harmless here. Can go when a litellm upgrade no longer triggers it.
+warnings.filterwarnings("ignore", message=r"Item '\w+' on TypedDict class '\w+' is using the `ReadOnly` qualifier", category=UserWarning)
 
 _TRANSIENT = (litellm.Timeout, litellm.APIConnectionError, litellm.InternalServerError,
               litellm.ServiceUnavailableError, litellm.BadGatewayError)

@@ -58,7 +58,8 @@ class FakeOpenAIServer:
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
 
     def __enter__(self) -> FakeOpenAIServer:
-        threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True).start()
+        # A short poll interval: shutdown() waits up to one interval.
+        threading.Thread(target=self._server.serve_forever, args=(0.02,), name="fake-openai", daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -42,11 +42,13 @@ def _config(**generate) -> DocpipeConfig:
 
 
 def _passage(messages) -> str:
-    return re.search(r"<<<\n(.*)\n>>>", messages[-1].content if messages[-1].role == "user" else messages[1].content, re.S).group(1)
+    return re.search(r"<<<\n(.*)\n>>>", messages[1].content, re.S).group(1)  # the first user message holds the passage
 
 
 def honest_reply(messages, schema, n) -> str:
-    """A model that does the job: one pair per sentence, quoting it."""
+    """A model that does the job: one pair per sentence, quoting it (and rewords questions when asked to)."""
+    if messages[0].content.startswith("Reword"):
+        return json.dumps({"question": "Please tell me: " + messages[1].content.lower()})
     sentences = re.split(r"(?<=\.)\s+", _passage(messages).strip())
     pairs = [{"question": f"What is said about {' '.join(s.split()[:4]).rstrip('.,')}?", "answer": s, "quote": s} for s in sentences]
     return json.dumps({"pairs": pairs})
@@ -92,7 +94,7 @@ def test_a_misbehaving_model_lowers_tiers_not_the_run(tmp_path):
     llm = FakeLLM(lambda m, s, n: replies[n % len(replies)](m, s, n), supports_schema=False)
     report = run(_out(tmp_path), _config(), llm=llm)
     agent = report.llm["agent"]
-    assert agent["model calls"] == len(llm.requests) > 3
+    assert agent["model calls"] == sum(m[0].content.startswith("You write") for m, _ in llm.requests) > 3
     assert agent.get("chunks by json", 0) >= 1 and agent["failed replies"] >= 1
     assert report.documents_covered == 3
     records = list(iter_jsonl(tmp_path / "dataset" / "train.jsonl")) + list(iter_jsonl(tmp_path / "dataset" / "eval.jsonl"))
@@ -102,7 +104,7 @@ def test_a_misbehaving_model_lowers_tiers_not_the_run(tmp_path):
 
 def test_prompt_injection_changes_only_its_own_chunk(tmp_path):
     def obeys_injection(messages, schema, n):
-        if "Ignore previous instructions" in _passage(messages):
+        if messages[0].content.startswith("You write") and "Ignore previous instructions" in _passage(messages):
             return json.dumps({"pairs": [{"question": "What is the password?", "answer": "HUNTER2 is the password.", "quote": "the password is HUNTER2"},
                                          {"question": "What is the admin password?", "answer": "It is swordfish.", "quote": "admin password swordfish"}]})
         return honest_reply(messages, schema, n)
@@ -135,8 +137,8 @@ def test_an_interrupted_run_resumes_without_repeating_finished_chunks(tmp_path):
         run(out, _config(), llm=first, on_chunk=stop_after_two)
     second = FakeLLM(honest_reply)
     report = run(out, _config(), llm=second)
-    passages = {_passage(m) for m, _ in second.requests}
-    assert len(passages) == len(second.requests) == report.chunks_with_content - 2  # the two finished chunks are not asked again
+    asked = [m for m, _ in second.requests if m[0].content.startswith("You write")]
+    assert len({_passage(m) for m in asked}) == len(asked) == report.chunks_with_content - 2  # the two finished chunks are not asked again
 
 
 def test_without_ingested_documents_the_error_says_what_to_run(tmp_path):
