@@ -124,9 +124,12 @@ def main() -> None:
 
     through_gateway, direct, reuse = [], [], []
     for i, messages in enumerate(asks):
-        order = [("gateway", lambda: _gateway_call(gateway, messages, schema)), ("raw", lambda: _raw_call(raw, messages, schema, params, reset=True))]
-        for name, run in order if i % 2 == 0 else reversed(order):
-            (through_gateway if name == "gateway" else direct).append(run())
+        if i % 2 == 0:  # alternate which path goes first
+            through_gateway.append(_gateway_call(gateway, messages, schema))
+            direct.append(_raw_call(raw, messages, schema, params, reset=True))
+        else:
+            direct.append(_raw_call(raw, messages, schema, params, reset=True))
+            through_gateway.append(_gateway_call(gateway, messages, schema))
         reuse.append(_raw_call(raw_reuse, messages, schema, params, reset=False))
         print(f"prompt {i + 1}/{len(asks)}: gateway {through_gateway[-1][2]:.2f} s, raw {direct[-1][2]:.2f} s, {direct[-1][1]} tokens", flush=True)
 

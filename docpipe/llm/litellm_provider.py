@@ -67,6 +67,8 @@ class LiteLLMProvider:
         }
         if self.api_base:
             request["api_base"] = self.api_base
+            if self.model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
+                request["api_key"] = "none"  # local OpenAI-compatible servers take no key, but the SDK demands one
         if schema is not None:
             request["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": str(schema.get("title") or "reply"), "schema": schema, "strict": False}}

@@ -14,27 +14,31 @@ from docpipe.qa.citation import locate, normalize, support
 from docpipe.qa.extractive import extractive_pairs, paraphrase
 
 
+_MAX_QUESTION, _MAX_TEXT = 400, 1500
+
+
 class DraftPair(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    question: Annotated[str, Field(min_length=8, max_length=400, description="A question a reader of the passage might ask.")]
-    answer: Annotated[str, Field(min_length=1, max_length=1500, description="A short answer, taken from the passage.")]
-    quote: Annotated[str, Field(min_length=3, max_length=1500, description="Words copied exactly from the passage that contain the answer.")]
+    question: Annotated[str, Field(min_length=8, max_length=_MAX_QUESTION, description="A question a reader of the passage might ask.")]
+    answer: Annotated[str, Field(min_length=1, max_length=_MAX_TEXT, description="A short answer, taken from the passage.")]
+    quote: Annotated[str, Field(min_length=3, max_length=_MAX_TEXT, description="Words copied exactly from the passage that contain the answer.")]
 
 
 class DraftPairs(BaseModel):
     """A model's pairs for one passage. Rejected as a whole only when none of its quotes is
     in the passage (the reply ignored the passage); single bad quotes are rejected later,
-    with their reason, by the citation check."""
+    with their reason, by the citation check. An empty list is valid (a passage with nothing
+    to ask about); the extractive generator then tops the chunk up."""
 
     model_config = ConfigDict(extra="ignore")
 
-    pairs: Annotated[list[DraftPair], Field(min_length=1, max_length=16)]
+    pairs: Annotated[list[DraftPair], Field(max_length=16)]
 
     @model_validator(mode="after")
     def _quotes_from_passage(self, info: ValidationInfo) -> DraftPairs:
         passage = (info.context or {}).get("passage")
-        if passage is not None and not any(locate(p.quote, passage) for p in self.pairs):
+        if passage is not None and self.pairs and not any(locate(p.quote, passage) for p in self.pairs):
             raise ValueError("no quote is copied word for word from the passage; copy each quote exactly")
         return self
 
@@ -64,11 +68,16 @@ class QAWriter(BaseAgent[ChunkTask, DraftPairs]):
         )
 
     def heuristic(self, task: ChunkTask) -> DraftPairs:
-        drafts = extractive_pairs(task.chunk, task.pairs)
+        drafts = [d for d in extractive_pairs(task.chunk, task.pairs) if _fits(d)]
         return DraftPairs(pairs=[DraftPair(question=d.question, answer=d.answer, quote=d.quote) for d in drafts])
 
     def validation_context(self, task: ChunkTask) -> dict[str, Any]:
         return {"passage": task.chunk.text}
+
+
+def _fits(draft) -> bool:
+    """Within DraftPair's bounds (a whole table row can be longer than an answer may be)."""
+    return len(draft.question) <= _MAX_QUESTION and len(draft.answer) <= _MAX_TEXT and len(draft.quote) <= _MAX_TEXT
 
 
 class Verdict(BaseModel):

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from docpipe.config import GenerateConfig
 from docpipe.contracts import Chunk, Citation, Document, ElementKind, QAPair
@@ -19,7 +21,6 @@ from docpipe.store import stable_hash
 CITATION, SUPPORT, QUALITY, JUDGE, DEDUP = "citation", "support", "quality", "judge", "dedup"
 STAGES = (CITATION, SUPPORT, QUALITY, JUDGE, DEDUP)
 _PAGE_NUMBER = re.compile(r"^(page\s*)?\d{1,4}(\s*(of|/)\s*\d{1,4})?$")
-_LETTERS = re.compile(r"[^\W\d_]{2,}")
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,13 @@ class Source:
         paged = [el for el in doc.elements if el.page is not None]
         self._starts = [el.start for el in paged]
         self._pages = [el.page for el in paged]
-        self._boilerplate = [(el.start, el.end) for el in doc.elements if el.kind in (ElementKind.header, ElementKind.footer)]
+        # A header or footer is boilerplate when it runs on: the same text on several pages.
+        running = Counter(normalize(el.text) for el in doc.elements if el.kind in (ElementKind.header, ElementKind.footer))
+        self._boilerplate = [(el.start, el.end) for el in doc.elements
+                             if el.kind in (ElementKind.header, ElementKind.footer) and running[normalize(el.text)] > 1]
+        # What a question may name besides the quote: the file, its headings in this chunk.
+        headings = [el.text for el in doc.elements if el.kind == ElementKind.title and chunk.start <= el.start < chunk.end]
+        self.context_words = content_words(" ".join([Path(doc.path).stem, *chunk.section, *headings]))
 
     def citation(self, quote: str) -> Citation | None:
         """The quote's citation, its span and text taken from the document itself; None when the quote is not in the chunk."""
@@ -70,8 +77,7 @@ class Source:
         return Citation(path=self.doc.path, doc_id=self.doc.doc_id, page=page, quote=self.doc.text[start:end], start=start, end=end)
 
     def is_boilerplate(self, citation: Citation) -> bool:
-        text = normalize(citation.quote)
-        if _PAGE_NUMBER.match(text) or len(_LETTERS.findall(text)) < 2:
+        if _PAGE_NUMBER.match(normalize(citation.quote)):
             return True
         return any(s <= citation.start and citation.end <= e for s, e in self._boilerplate)
 
@@ -105,13 +111,12 @@ def _quality_problem(draft: Draft, citation: Citation, source: Source, cfg: Gene
     if len(answer) > cfg.max_answer_chars:
         return "answer too long"
     if source.is_boilerplate(citation):
-        return "boilerplate quote (page number, header or footer)"
+        return "boilerplate quote (page number, running header or footer)"
     asked, answered = content_words(question), content_words(answer)
     yes_no = normalize(answer).split(" ", 1)[0].strip(",.!") in ("yes", "no")
     if not yes_no and (normalize(answer) in normalize(question) or (answered and answered <= asked)):
         return "answer restates the question"
-    context = content_words(citation.quote) | content_words(" ".join(source.chunk.section))
-    if len(asked) >= 2 and not asked & context:
+    if len(asked) >= 2 and not asked & (content_words(citation.quote) | source.context_words):
         return "question not answerable from the quote"
     return None
 

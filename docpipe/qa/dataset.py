@@ -37,7 +37,7 @@ def write_dataset(out_dir: Path, cfg: DocpipeConfig, docs: list[Document], chunk
         "eval.jsonl": eval_records,
         "rejected.jsonl": [r.record() for r in curated.rejected],
         "probes_paraphrase.jsonl": paraphrase_probes(train, _rewording(llm), gen.paraphrase_probes, gen.seed),
-        "probes_abstain.jsonl": abstention_probes(corpus_words(with_content), gen.abstention_probes, gen.seed),
+        "probes_abstain.jsonl": abstention_probes([content_words(c.text) for c in with_content], gen.abstention_probes, gen.seed),
         "dpo.jsonl": preference_pairs(train, curated.rejected) if gen.dpo else [],
     }
     for name in FILES:
@@ -93,13 +93,6 @@ def coverage(docs: list[Document], with_content: list[Chunk], curated: Curated) 
         "documents_with_text": len(text_docs), "documents_covered": len(covered_docs) + twins, "uncovered": uncovered,
         "chunks_with_content": len(with_content), "chunks_covered": len({p.chunk_id for p in curated.accepted}),
     }
-
-
-def corpus_words(chunks: list[Chunk]) -> set[str]:
-    words: set[str] = set()
-    for chunk in chunks:
-        words |= content_words(chunk.text)
-    return words
 
 
 def _reasons(curated: Curated) -> dict[str, int]:

@@ -49,7 +49,7 @@ _FIELD = re.compile(r'^"?(?P<key>[A-Za-z][\w .&/()\'-]{0,38}?)"?\s*:\s+(?P<value
 _DASH_TERM = re.compile(r"^(?P<term>\S.{0,50}?)\s+[-\u2013\u2014]\s+(?P<desc>\S.{2,})$")
 _PAGE = re.compile(r"^(?:page\s*)?[-\u2013(]?\s*\d{1,4}\s*[-\u2013)]?(?:\s*(?:of|/)\s*\d{1,4})?$|^[ivxlc]{1,6}$", re.IGNORECASE)
 _URL_ONLY = re.compile(r"^(?:<?(?:https?://|www\.|mailto:)\S+>?|\S+@\S+\.\w+)$")
-_RUNNING_HEAD = re.compile(r"\barXiv:\d|^\d{1,4}\s+[A-Z][\w.]*(?:\s+[A-Z][\w.]*)?\s+et al\.?$|^(?:©|copyright\b)|all rights reserved", re.IGNORECASE)
+_RUNNING_HEAD = re.compile(r"\barXiv:\d|(?:\.\s?){4,}\s*\d+$|^\d{1,4}\s+[A-Z][\w.]*(?:\s+[A-Z][\w.]*)?\s+et al\.?$|^(?:©|copyright\b)|all rights reserved", re.IGNORECASE)
 _CODE_START = re.compile(r"^(?:def|class|import|from \S+ import|return|function|var|let|const|public|private|#include|SELECT|<[/!?]?\w)\b")
 _CODE_CHARS = frozenset("{}[]<>;=\\$#@~^")
 _WORDS = re.compile(r"[^\W_]+(?:['\u2019.-][^\W_]+)*")
@@ -128,7 +128,7 @@ def _line_kind(line: str) -> str:
 
 
 def _title_like(line: str) -> bool:
-    return len(line.split()) <= 6 and line[:1].isupper() and line[-1:] not in ".!?,;:"
+    return len(line.split()) <= 6 and line[:1].isupper() and line[-1:] not in ".!?,;:-"
 
 
 def _joins(previous: str, line: str) -> bool:
@@ -144,14 +144,14 @@ def _joins(previous: str, line: str) -> bool:
 def _layout(text: str, section: list[str]) -> _Layout:
     heading = _heading_span(text, section)
     lines = []  # (start, end, stripped line, kind)
-    s = 0
+    line_start = 0
     for raw in text.split("\n"):
-        s, e = s + len(raw) + 1, s
-        if heading and e < heading.end and e + len(raw) > heading.start:
-            continue
+        start, line_start = line_start, line_start + len(raw) + 1
+        if heading and start < heading.end and start + len(raw) > heading.start:
+            continue  # the heading is asked about by its own rule
         stripped = raw.strip()
-        lead = e + len(raw) - len(raw.lstrip())
-        lines.append((lead, lead + len(stripped), stripped, _line_kind(stripped)))
+        start += len(raw) - len(raw.lstrip())
+        lines.append((start, start + len(stripped), stripped, _line_kind(stripped)))
     layout = _Layout(heading, [], [], [], [], [], [])
     segments: list[tuple[_Span, int]] = []  # prose runs, each with the number of lines it joins
     index = 0
@@ -167,7 +167,11 @@ def _layout(text: str, section: list[str]) -> _Layout:
                 rows.append(_span(text, lines[index][0], lines[index][1]))
                 layout.lines.append(rows[-1])
                 index += 1
-            layout.tables.append(rows)
+            if len(rows) > 1:
+                layout.tables.append(rows)
+            else:  # one row: no header to name its cells, so a list of them
+                values = "; ".join(c for c in _cells(rows[0].text) if c)
+                layout.lists.append((None, [_Span(rows[0].start, rows[0].end, values, rows[0].quote)]))
         elif kind == "field" and not (index < len(lines) and lines[index][3] == "prose" and _joins(line, lines[index][2])):
             m = _FIELD.match(line)
             value = m["value"].strip()
@@ -231,7 +235,7 @@ def _group_segments(text: str, layout: _Layout, segments: list[tuple[_Span, int]
         after = segments[index + 1][0] if index + 1 < len(segments) else None
         if lines == 1 and _title_like(span.text) and after is not None and len(after.text.split()) >= 8:
             sentences = _sentences(text, after)
-            if sentences:
+            if sentences and len(sentences[0].text.split()) >= 5:
                 layout.labels.append((span, sentences[0]))
         layout.sentences += _sentences(text, span)
         index += 1
@@ -351,7 +355,7 @@ def _definitions(sentences: list[_Span]) -> list[_Candidate]:
     return out
 
 
-def _dash_terms(layout: _Layout, source: str) -> list[_Candidate]:
+def _dash_terms(layout: _Layout) -> list[_Candidate]:
     """'example-10k.html - A 10-K SEC filing', 'lobules – where milk is produced': a term and its gloss."""
     out = []
     spans = [item for _, items in layout.lists for item in items] + [s for s in layout.sentences if len(s.text) <= 200]
@@ -386,30 +390,35 @@ def _header_rows(rows: list[list[str]], continued: bool) -> list[list[str]]:
         if not all(_label_like(c) for c in row) or not any(c for c in row) or (header and row[0]):
             break
         header.append(row)
+    if header and sum(not c for c in header[-1]) * 2 > len(header[-1]):
+        return []  # only a spanning row ("In millions of CHF | | | | 2023"): the columns have no names
     return header
 
 
 def _label_like(cell: str) -> bool:
     """Could the cell name a column? Not a number, a path, a file name or a roman numeral."""
-    return not cell or (len(cell) <= 50 and len(cell.split()) <= 6 and not _numeric(cell) and not re.fullmatch(r"[IVXLC]+\.?", cell)
+    return not cell or (len(cell) <= 80 and len(cell.split()) <= 10 and not _numeric(cell) and not re.fullmatch(r"[IVXLC]+\.?", cell)
                         and not re.search(r"[/\\]|\.\w{2,4}$|^[^\w(]|[,;]$|\.\s", cell))
 
 
 def _column_names(header: list[list[str]], width: int) -> list[str]:
-    """Column names from the last header row (spanning rows above it only group columns), footnote marks dropped."""
-    last = header[-1] + [""] * (width - len(header[-1]))
-    names = [re.sub(r"^(?:the|a|an)\s+|\s*(?:\([a-z0-9]\)|\[\d+\]|\*+)$", "", cell, flags=re.IGNORECASE).rstrip(".:") for cell in last]
-    return [name if 1 <= len(name) <= 60 and not _BAD_PART.search(name) else "" for name in names]
+    """Column names from the last header row, footnote marks dropped; a spanning row above adds its group:
+    "Impairment of intangible assets (January–June 2023)"."""
+    rows = [row + [""] * (width - len(row)) for row in header]
+    names = []
+    for col, cell in enumerate(rows[-1]):
+        name = re.sub(r"^(?:the|a|an)\s+|\s*(?:\([a-z0-9]\)|\[\d+\]|\*+)$", "", cell, flags=re.IGNORECASE).rstrip(".:")
+        group = next((row[c] for row in rows[-2::-1] for c in sorted(range(1, width), key=lambda c: abs(c - col)) if row[c]), "") \
+            if name and col else ""  # the nearest group cell: merged cells land left, right or centre
+        name = f"{name} ({group})" if group else name
+        names.append(name if 1 <= len(name) <= 80 and not _BAD_PART.search(name) else "")
+    return names
 
 
 def _tables(layout: _Layout, chunk: Chunk, text: str) -> list[_Candidate]:
     out = []
     for rows in layout.tables:
         cells = [_cells(r.text) for r in rows]
-        if len(rows) == 1:
-            values = [c for c in cells[0] if c]
-            layout.lists.append((None, [_Span(rows[0].start, rows[0].end, "; ".join(values), rows[0].quote)]))
-            continue
         continued = bool(chunk.section) and layout.heading is None and rows[0].start < 5
         header = _header_rows(cells, continued)
         if not header:
@@ -438,15 +447,16 @@ def _table_title(layout: _Layout, first_row: _Span, text: str) -> str | None:
 
 
 def _row_question(column: str, key: str, value: str, title: str | None) -> tuple[str, list[str]]:
+    """The question for one cell, and its answers from the fullest down to the bare value (the first supported wins)."""
     where = f' in the "{title}" table' if title and title.lower() != column.lower() else ""
+    short = [f"{key}: {value}", value]
     if key.lower() in ("total", "totals", "sum", "overall", "grand total"):
-        question = f"What is the total {column}{where}?"
-        return question, [f"The total {column} is {value}.", value]
-    if re.fullmatch(r"\d[\d,]*", value) and column.lower().endswith("s") and not column.lower().endswith(("ss", "us")):
-        question = f"How many {column} does {key} have{where}?"
-    else:
-        question = f"What is the {column} of {key}{where}?"
-    return question, [f"The {column} of {key} is {value}.", f"{key}: {value}", value]
+        return f"What is the total {column}{where}?", [f"The total {column} is {value}.", value]
+    if re.fullmatch(r"\d[\d,]*", value) and re.fullmatch(r"[\w ]{1,30}[^su]s", column) and len(column.split()) <= 3:
+        return f"How many {column} does {key} have{where}?", [f"{key} has {value} {column}.", *short]
+    if _DATE.fullmatch(column) or re.fullmatch(r"\S+[\u2013-]\S+ \d{4}|(?:FY|Q\d)\s?\d{2,4}", column):  # a period heads the column
+        return f"What is the value of {key} for {column}{where}?", [f"The value of {key} for {column} is {value}.", *short]
+    return f"What is the {column} of {key}{where}?", [f"The {column} of {key} is {value}.", *short]
 
 
 def _lists(layout: _Layout, source: str, chunk: Chunk, text: str) -> list[_Candidate]:
@@ -688,10 +698,11 @@ def _to_parse(layout: _Layout, limit: int, taken: set[_Span]) -> list[_Span]:
 
 
 def _parsed(sentences: list[_Span], topics: dict[_Span, str]) -> list[_Candidate]:
-    nlp = _nlp()
-    if nlp is None or not sentences:
-        return []
+    """Questions from spaCy's parse of `sentences`; fills `topics` with what each sentence is about."""
     out = []
+    if not sentences:
+        return out
+    nlp = _nlp()
     texts = [_LEGAL_LEAD.sub("", s.text) for s in sentences]  # "(2) Minimum requirements.--The rules shall ..."
     for span, doc in zip(sentences, nlp.pipe(texts, batch_size=32)):
         sent = next(iter(doc.sents))
@@ -893,15 +904,15 @@ def extractive_pairs(chunk: Chunk, limit: int) -> list[Draft]:
     text = chunk.text
     layout = _layout(text, chunk.section)
     source = _source(chunk)
-    candidates = _tables(layout, chunk, text)  # first: a one-line table becomes a list
-    candidates += _definitions(layout.sentences) + _dash_terms(layout, source) + _lists(layout, source, chunk, text)
+    candidates = _tables(layout, chunk, text)
+    candidates += _definitions(layout.sentences) + _dash_terms(layout) + _lists(layout, source, chunk, text)
     candidates += _fields(layout, source) + _heading_field(layout, chunk, text, source)
-    quoted = {c.draft.quote for c in candidates}
-    taken = {s for s in layout.sentences if s.quote in quoted}
-    topics: dict[_Span, str] = {}
-    parsed = _parsed(_to_parse(layout, limit, taken), topics)
+    topics: dict[_Span, str] = {}  # sentence -> the noun phrase it is about, from the parse
     if _nlp() is None:
         parsed = _regex_numbers(layout.sentences, source)
+    else:
+        quoted = {c.draft.quote for c in candidates}  # sentences a structural rule asked about already
+        parsed = _parsed(_to_parse(layout, limit, {s for s in layout.sentences if s.quote in quoted}), topics)
     candidates += [_with_context(c, source) for c in parsed]
     candidates += _heading_rule(layout, chunk, topics) + _labels(layout, source) + _fallbacks(layout, source, topics)
     return _select(candidates, text, limit) or _select(_last_resort(layout, source), text, limit)

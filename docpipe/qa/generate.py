@@ -174,8 +174,9 @@ def run(out_dir: Path, cfg: DocpipeConfig, llm: LLMClient | None = _DEFAULT_LLM,
 
 def _open_llm(cfg: DocpipeConfig, out_dir: Path) -> LLMClient | None:
     from docpipe.llm import open_llm
+    from docpipe.llm.packaged import PackagedModelError
 
     try:
         return open_llm(cfg.llm, cache_dir=out_dir / "cache" / "llm")
-    except (ImportError, FileNotFoundError, ValueError) as exc:
+    except (ImportError, FileNotFoundError, ValueError, PackagedModelError) as exc:
         raise GenerateError(str(exc)) from None

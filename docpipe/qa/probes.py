@@ -12,8 +12,9 @@ from docpipe.qa.citation import content_words
 from docpipe.qa.formats import ABSTAIN_ANSWER, render_answer, to_messages
 from docpipe.store import stable_hash
 
-# Questions about general knowledge far from any particular organisation's documents. Those
-# whose words the corpus uses are dropped, so a probe never asks what the documents answer.
+# Questions about general knowledge far from any particular organisation's documents. One
+# that some chunk could answer (a chunk holding half its content words) is dropped, so a
+# probe never asks what the documents answer.
 OUT_OF_CORPUS = (
     "What is the boiling point of mercury in degrees Celsius?",
     "Who painted the ceiling of the Sistine Chapel?",
@@ -58,9 +59,9 @@ OUT_OF_CORPUS = (
 )
 
 
-def abstention_probes(corpus_words: set[str], count: int, seed: int = 0) -> list[dict]:
-    """Up to `count` out-of-corpus questions (most of their words absent from the corpus), each expecting an abstention."""
-    far = [q for q in OUT_OF_CORPUS if len(content_words(q) & corpus_words) <= len(content_words(q)) // 3]
+def abstention_probes(chunk_words: Sequence[set[str]], count: int, seed: int = 0) -> list[dict]:
+    """Up to `count` out-of-corpus questions, each expecting an abstention; `chunk_words` = each chunk's content words."""
+    far = [q for q in OUT_OF_CORPUS if not any(2 * len(content_words(q) & words) >= len(content_words(q)) for words in chunk_words)]
     random.Random(seed).shuffle(far)
     return [
         {"id": stable_hash("abstain", q)[:16], "question": q, "answer": ABSTAIN_ANSWER, "messages": to_messages(q, ABSTAIN_ANSWER)}

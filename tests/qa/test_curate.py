@@ -38,11 +38,22 @@ def test_each_check_rejects_with_its_reason():
         assert (result.stage, result.reason.startswith(reason)) == (stage, True), result
 
 
-def test_quotes_from_headers_footers_and_page_numbers_are_boilerplate():
-    doc = document("report.docx", [("Annual report 2024 - Confidential", 1)], kind=ElementKind.footer)
+def test_running_footers_and_page_numbers_are_boilerplate_but_a_one_off_header_is_not():
+    footer = "Annual report 2024 - Confidential"
+    doc = document("report.docx", [(footer, 1), ("Revenue grew by 12 percent in 2024.", 1), (footer, 2), ("Page 2 of 9", 2)], kind=ElementKind.footer)
     source = Source(whole_chunk(doc), doc)
-    result = check(Draft("What does the annual report footer say?", "Annual report 2024 - Confidential", "Annual report 2024 - Confidential", source.chunk.id, "structured", "fake"), source, CFG)
-    assert isinstance(result, Rejection) and result.reason.startswith("boilerplate")
+    ask = lambda q, a, quote: check(Draft(q, a, quote, source.chunk.id, "structured", "fake"), source, CFG)
+    for result in (ask("What does the annual report footer say?", "Annual report 2024 - Confidential", footer),
+                   ask("Which page of the annual report is this?", "Page 2 of 9", "Page 2 of 9")):
+        assert isinstance(result, Rejection) and result.reason.startswith("boilerplate"), result
+    assert isinstance(ask("By how much did revenue grow in 2024?", "12 percent.", "Revenue grew by 12 percent"), QAPair)
+
+
+def test_a_question_may_name_the_file_and_heading_the_quote_does_not():
+    doc = document("guides/Alder_Handbook.pdf", [("Opening hours", 1), ("Weekdays from 8:30.", 1)], kind=ElementKind.title)
+    source = Source(whole_chunk(doc), doc)
+    result = check(Draft("What are the opening hours in the Alder handbook?", "Weekdays from 8:30.", "Weekdays from 8:30.", source.chunk.id, "heuristic", "extractive"), source, CFG)
+    assert isinstance(result, QAPair), result
 
 
 def test_a_yes_no_answer_may_repeat_the_question():

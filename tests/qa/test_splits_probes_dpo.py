@@ -58,7 +58,9 @@ def test_training_record_and_other_formats_carry_the_source_line():
 
 
 def test_abstention_probes_avoid_what_the_corpus_talks_about():
-    probes = abstention_probes({"mercury", "boiling", "celsius", "point"}, count=100)
+    from docpipe.qa.citation import content_words
+
+    probes = abstention_probes([content_words("Mercury boils at 357 degrees Celsius."), {"unrelated"}], count=100)
     assert probes and all(p["answer"] == ABSTAIN_ANSWER for p in probes)
     assert not any("mercury" in p["question"] for p in probes)
     assert probes[0]["messages"][-1]["content"] == ABSTAIN_ANSWER
