@@ -72,6 +72,10 @@ class BaseAgent(ABC, Generic[In, T]):
     def heuristic(self, item: In) -> T:
         """A deterministic answer from the input alone: the last tier, always available."""
 
+    def schema(self, item: In) -> dict[str, Any]:
+        """The JSON schema the provider constrains tier 1 to; an agent may narrow it per input."""
+        return self.response_model.model_json_schema()
+
     def validation_context(self, item: In) -> dict[str, Any] | None:
         """Extra data validators need (e.g. the source chunk for a citation check)."""
         return None
@@ -119,7 +123,7 @@ class BaseAgent(ABC, Generic[In, T]):
             messages = [ChatMessage(role="system", content=self.system_prompt), ChatMessage(role="user", content=self.build_prompt(item))]
             if self.llm.supports_schema:
                 calls += 1
-                reply = yield _Call(messages, self.response_model.model_json_schema())
+                reply = yield _Call(messages, self.schema(item))
                 value = self._accept(reply, item, errors, Tier.structured)
                 if value is not None:
                     return AgentResult(value, Tier.structured, calls, errors)

@@ -125,5 +125,23 @@ def chat_arguments(schema: dict[str, Any] | None, params: GenerationParams) -> d
     """create_chat_completion's sampling arguments; scripts/bench_gateway.py sends the raw model the same."""
     sampling: dict[str, Any] = {"temperature": params.temperature, "max_tokens": params.max_tokens, "seed": params.seed}
     if schema is not None:
-        sampling["response_format"] = {"type": "json_object", "schema": schema}
+        sampling["response_format"] = {"type": "json_object", "schema": grammar_friendly(schema)}
     return sampling
+
+
+# String length bounds become one grammar rule per allowed character in llama.cpp's
+# JSON-schema converter: a maxLength of 1500 exceeds its limits ("number of rules ... exceeds
+# sane defaults") and the call fails, while a short one is cheap and stops a small model from
+# rambling inside a string. Long bounds are dropped here; pydantic still enforces them.
+_GRAMMAR_MAX_LENGTH = 256
+
+
+def grammar_friendly(schema: Any) -> Any:
+    """The schema without string length bounds too long for llama.cpp's grammar."""
+    if isinstance(schema, dict):
+        too_long = schema.get("maxLength", 0) > _GRAMMAR_MAX_LENGTH
+        return {key: grammar_friendly(value) for key, value in schema.items()
+                if not (too_long and key in ("minLength", "maxLength"))}
+    if isinstance(schema, list):
+        return [grammar_friendly(value) for value in schema]
+    return schema

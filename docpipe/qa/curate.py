@@ -20,6 +20,8 @@ from docpipe.store import stable_hash
 # The funnel's stages, in the order candidates pass them (the card lists them so).
 CITATION, SUPPORT, QUALITY, JUDGE, DEDUP = "citation", "support", "quality", "judge", "dedup"
 STAGES = (CITATION, SUPPORT, QUALITY, JUDGE, DEDUP)
+# Ends with a question mark, or opens with a question word (models drop the mark).
+_QUESTION = re.compile(r"\?\s*$|^(who|whom|whose|what|when|where|which|why|how|is|are|was|were|do|does|did|can|could|should|will|would|has|have|had|may|list|name|describe|explain)\b", re.I)
 _PAGE_NUMBER = re.compile(r"^(page\s*)?\d{1,4}(\s*(of|/)\s*\d{1,4})?$")
 
 
@@ -106,6 +108,8 @@ def _quality_problem(draft: Draft, citation: Citation, source: Source, cfg: Gene
         return "question too short"
     if len(question) > cfg.max_question_chars:
         return "question too long"
+    if not _QUESTION.search(question):
+        return "not a question"
     if len(answer) < cfg.min_answer_chars:
         return "answer too short"
     if len(answer) > cfg.max_answer_chars:

@@ -49,6 +49,7 @@ _FIELD = re.compile(r'^"?(?P<key>[A-Za-z][\w .&/()\'-]{0,38}?)"?\s*:\s+(?P<value
 _DASH_TERM = re.compile(r"^(?P<term>\S.{0,50}?)\s+[-\u2013\u2014]\s+(?P<desc>\S.{2,})$")
 _PAGE = re.compile(r"^(?:page\s*)?[-\u2013(]?\s*\d{1,4}\s*[-\u2013)]?(?:\s*(?:of|/)\s*\d{1,4})?$|^[ivxlc]{1,6}$", re.IGNORECASE)
 _URL_ONLY = re.compile(r"^(?:<?(?:https?://|www\.|mailto:)\S+>?|\S+@\S+\.\w+)$")
+_CONTENTS_LINE = re.compile(r"^(?P<entry>[^\W\d_][^.]{1,80}?)\s*(?:\.\s?){4,}\s*(?P<page>\d{1,4})$")
 _RUNNING_HEAD = re.compile(r"\barXiv:\d|(?:\.\s?){4,}\s*\d+$|^\d{1,4}\s+[A-Z][\w.]*(?:\s+[A-Z][\w.]*)?\s+et al\.?$|^(?:©|copyright\b)|all rights reserved", re.IGNORECASE)
 _CODE_START = re.compile(r"^(?:def|class|import|from \S+ import|return|function|var|let|const|public|private|#include|SELECT|<[/!?]?\w)\b")
 _CODE_CHARS = frozenset("{}[]<>;=\\$#@~^")
@@ -59,7 +60,8 @@ _MARKUP = re.compile(r"\*\*|__|`+|''|^#+\s*")
 _PRONOUNS = frozenset("he she it they him them his her hers its their theirs we us our ours i me my mine this these those".split())
 _PRONOUN_WORD = re.compile(r"\b(?:" + "|".join(sorted(_PRONOUNS)) + r")\b", re.IGNORECASE)
 _VAGUE_HEADS = frozenset("it this that these those there here they he she we i you one all some each such other which what who "
-                         "another both either neither none many most few several something anything nothing".split())
+                         "another both either neither none many most few several something anything nothing nobody everybody everyone "
+                         "someone anyone".split())
 # Function words of English and of no other language much: how a sentence shows it is English.
 _ENGLISH = frozenset("the of and to is are was were that for with as by this be it from at or an which have has not but they "
                      "their his her can will would been these also its more than may other into only who what when there then "
@@ -82,7 +84,8 @@ class _Layout:
     sentences: list[_Span]
     tables: list[list[_Span]]
     lists: list[tuple[_Span | None, list[_Span]]]  # (intro line or heading, items)
-    fields: list[tuple[str, str, _Span]]  # (key, value, line)
+    fields: list[tuple[str, str, _Span, int]]  # (key, value, line, record: fields between the same braces share it)
+    contents: list[tuple[str, str, _Span]]  # (entry, page, line) of a table of contents
     labels: list[tuple[_Span, _Span]]  # (short label line, first sentence of the paragraph below it)
     lines: list[_Span]  # every line that is neither boilerplate nor code, for the last resort
 
@@ -107,6 +110,8 @@ def _words(text: str) -> list[str]:
 def _line_kind(line: str) -> str:
     if not line:
         return "blank"
+    if _CONTENTS_LINE.match(line):
+        return "contents"
     if _PAGE.match(line) or _URL_ONLY.match(line) or _RUNNING_HEAD.search(line):
         return "boilerplate"
     if line.count("|") >= 1 and len([c for c in line.split("|") if c.strip()]) >= 2:
@@ -152,13 +157,19 @@ def _layout(text: str, section: list[str]) -> _Layout:
         stripped = raw.strip()
         start += len(raw) - len(raw.lstrip())
         lines.append((start, start + len(stripped), stripped, _line_kind(stripped)))
-    layout = _Layout(heading, [], [], [], [], [], [])
+    layout = _Layout(heading, [], [], [], [], [], [], [])
     segments: list[tuple[_Span, int]] = []  # prose runs, each with the number of lines it joins
-    index = 0
+    index, records, opened = 0, [0], 0  # records: the JSON objects open around the current line
     while index < len(lines):
         s, e, line, kind = lines[index]
         index += 1
         if kind in ("blank", "boilerplate", "code"):
+            for brace in re.findall(r"[{}]", re.sub(r'"[^"]*"', "", line)):
+                if brace == "{":
+                    opened += 1
+                    records.append(opened)
+                elif len(records) > 1:
+                    records.pop()
             continue
         layout.lines.append(_span(text, s, e))
         if kind == "table":
@@ -172,12 +183,15 @@ def _layout(text: str, section: list[str]) -> _Layout:
             else:  # one row: no header to name its cells, so a list of them
                 values = "; ".join(c for c in _cells(rows[0].text) if c)
                 layout.lists.append((None, [_Span(rows[0].start, rows[0].end, values, rows[0].quote)]))
+        elif kind == "contents":
+            m = _CONTENTS_LINE.match(line)
+            layout.contents.append((m["entry"].strip(), m["page"], _span(text, s, e)))
         elif kind == "field" and not (index < len(lines) and lines[index][3] == "prose" and _joins(line, lines[index][2])):
             m = _FIELD.match(line)
             value = m["value"].strip()
             if re.fullmatch(r'"[^"]*"', value):  # a quoted JSON or YAML string
                 value = value[1:-1]
-            layout.fields.append((m["key"].strip(), value, _span(text, s, e)))
+            layout.fields.append((m["key"].strip(), value, _span(text, s, e), records[-1]))
         else:
             end, count = e, 1
             while index < len(lines) and lines[index][3] in ("prose", "field") and _joins(lines[index - 1][2], lines[index][2]):
@@ -284,7 +298,7 @@ def information_units(text: str) -> int:
     layout = _layout(text, [])
     rows = sum(max(1, len(rows) - len(_header_rows([_cells(r.text) for r in rows], False))) for rows in layout.tables)
     return (sum(len(s.text.split()) >= 3 for s in layout.sentences) + sum(len(items) for _, items in layout.lists)
-            + rows + len(layout.fields))
+            + rows + len(layout.fields) + len(layout.contents))
 
 
 # --- rules ---------------------------------------------------------------------------------------
@@ -309,6 +323,13 @@ def _draft(kind: str, question: str, answer: str, quote: str, bonus: float = 0.0
     question = " ".join(question.split())
     question = question[:1].upper() + question[1:]
     return _Candidate(RULE_SCORES[kind] + bonus, Draft(question, " ".join(answer.split()), quote, kind))
+
+
+def _decap(text: str) -> str:
+    """A capital that only starts a line goes ("Important points" -> "important points"; "Maple Leafs" stays)."""
+    words = text.split()
+    common = len(words) >= 2 and words[0][1:].islower() and words[1].islower()
+    return text[:1].lower() + text[1:] if common else text
 
 
 def _phrase(text: str) -> str:
@@ -341,7 +362,7 @@ def _definitions(sentences: list[_Span]) -> list[_Candidate]:
             continue
         if cop in ("is", "are", "was", "were") and not _DEFINITE.match(rest):
             continue  # "The balance is unsteady": a description, not a definition
-        term = _phrase(term)
+        term = _decap(_phrase(term))
         if cop in ("is", "are", "was", "were"):
             person = all(w[:1].isupper() for w in words) and 2 <= len(words) <= 4 and _PERSON_NOUNS.search(rest)
             question = f"{'Who' if person else 'What'} {cop} {term}?"
@@ -362,7 +383,7 @@ def _dash_terms(layout: _Layout) -> list[_Candidate]:
     for s in spans:
         m = _DASH_TERM.match(s.text)
         if m and len(m["term"].split()) <= 5 and len(m["desc"].split()) >= 2 and m["term"].split()[0].lower() not in _VAGUE_HEADS:
-            term = _phrase(m["term"])
+            term = _decap(_phrase(m["term"]))
             out.append(_draft("definition", f"What {'are' if _plural(term) else 'is'} {term}?", s.text, s.quote, bonus=-0.05))
     return out
 
@@ -466,6 +487,14 @@ def _lists(layout: _Layout, source: str, chunk: Chunk, text: str) -> list[_Candi
         quote_start = intro.start if intro is not None and intro.end <= shown[0].start else shown[0].start
         quote = text[quote_start : shown[-1].end]
         answer = "; ".join(i.text.rstrip(".;,") for i in shown) + "."
+        if intro is None and layout.heading is None:
+            # A list in the middle of a section: its first item tells it from the section's other lists.
+            first = " ".join(shown[0].text.split()[:6]).rstrip(".;,:")
+            if len(shown) >= 2 and not _BAD_PART.search(first):
+                rest = "; ".join(i.text.rstrip(".;,") for i in shown[1:]) + "."
+                under = f'under "{_heading_name(chunk.section)}"' if _heading_name(chunk.section) else f"in {source}"
+                out.append(_draft("list", f'Which items follow "{first}" in the list {under}?', rest, quote))
+            continue
         for question in _list_questions(None if intro is layout.heading else intro, source, chunk):
             out.append(_draft("list", question, answer, quote))
     return out
@@ -490,8 +519,7 @@ def _list_questions(intro: _Span | None, source: str, chunk: Chunk) -> list[str]
         return [f"Which {noun} {'does' if verb != base else 'do'} {_phrase(m['subj'])} {base}?"]
     words = text.split()
     if 1 <= len(words) <= 6 and not any(w.lower() in _PRONOUNS | {"is", "are", "here"} for w in words):
-        common = len(words) >= 2 and words[0][1:].islower() and words[1].islower()  # "Important points"
-        return [f"What are the {text[:1].lower() + text[1:] if common else text} listed {under}?"]
+        return [f"What are the {_decap(text)} listed {under}?"]
     return [f'What items are listed after "{text}" {under}?' if len(text) <= 80 else f"What items are listed {under}?"]
 
 
@@ -499,15 +527,21 @@ _EMAIL_FIELDS = {"from": "Who sent {src}?", "to": "Who was {src} sent to?", "sub
                  "date": "When was {src} sent?", "cc": "Who was copied on {src}?", "sent": "When was {src} sent?"}
 
 
-def _fields(layout: _Layout, source: str) -> list[_Candidate]:
+def _fields(layout: _Layout, source: str, text: str) -> list[_Candidate]:
     out = []
-    for key, value, span in layout.fields:
-        if re.fullmatch(r"[0-9a-f-]{12,}|true|false|null|none", value.lower()) or _URL_ONLY.match(value):
+    for key, value, span, record in layout.fields:
+        if _meaningless(value):
             continue
         name = key.replace("_", " ").strip()
         template = _EMAIL_FIELDS.get(name.lower()) if source.startswith("the email") else None
+        anchor = _anchor(layout, key, record) if re.fullmatch(r"[a-z][\w-]*", key) else None
         if template:
             question = template.format(src=source)
+        elif anchor:  # a data record: name the entry by another of its fields, or every entry asks the same
+            anchor_key, anchor_value, anchor_span = anchor
+            question = f'What is the {name} of the entry whose {anchor_key.replace("_", " ")} is "{anchor_value}" in {source}?'
+            span = _Span(min(span.start, anchor_span.start), max(span.end, anchor_span.end), "",
+                         text[min(span.start, anchor_span.start) : max(span.end, anchor_span.end)])
         elif re.search(r"\d", name) or (name.isupper() and len(name) >= 2) or sum(w[:1].isupper() for w in name.split()) >= 2:
             question = f"What is {name}?"  # "Code 600", "GSFC": a name of its own
         else:
@@ -516,10 +550,27 @@ def _fields(layout: _Layout, source: str) -> list[_Candidate]:
     return out
 
 
+def _meaningless(value: str) -> bool:
+    return bool(re.fullmatch(r"[0-9a-f-]{12,}|true|false|null|none|[\d.]+", value.lower()) or _URL_ONLY.match(value))
+
+
+def _anchor(layout: _Layout, key: str, record: int) -> tuple[str, str, _Span] | None:
+    """The field of the same record that tells it apart best: a text of a few words ("text": "News Around NOAA")."""
+    siblings = [(k, v, sp) for k, v, sp, r in layout.fields if r == record and k != key and not _meaningless(v)
+                and re.search(r"[^\W\d_]{3,}", v) and len(v) <= 60 and '"' not in v
+                and (k.lower() in ("text", "title", "name", "label", "heading", "caption") or len(v.split()) >= 3)]
+    return max(siblings, key=lambda f: (f[0].lower() in ("text", "title", "name"), len(f[1].split())), default=None)
+
+
+def _contents(layout: _Layout, source: str) -> list[_Candidate]:
+    return [_draft("field", f'On which page does "{entry}" start in {source}?', f"{entry}: page {page}", span.quote, bonus=-0.2)
+            for entry, page, span in layout.contents]
+
+
 def _heading_field(layout: _Layout, chunk: Chunk, text: str, source: str) -> list[_Candidate]:
     """'capital' over 'Paris': a heading over a value of a few words is a field named by the heading."""
     body = [line for line in layout.lines if line.start >= layout.heading.end] if layout.heading else []
-    if not body or len(layout.lines) > 4 or layout.fields or layout.tables:
+    if not body or len(layout.lines) > 4 or layout.fields or layout.tables or layout.contents:
         return []
     value = "; ".join(line.text for line in body)
     if len(value.split()) > 8:
@@ -548,12 +599,13 @@ def _heading_rule(layout: _Layout, chunk: Chunk, topics: dict[_Span, str]) -> li
 
 
 def _labels(layout: _Layout, source: str) -> list[_Candidate]:
-    return [_draft("label", f'What does {source} say under "{label.text}"?', first.text, first.quote)
+    return [_draft("label", f'What is written under "{label.text}" in {source}?', first.text, first.quote)
             for label, first in layout.labels if label.text != (layout.heading.text if layout.heading else None)]
 
 
-_ABOUT = ("What does {source} say about {topic}?", "According to {source}, what is said about {topic}?",
-          "What information does {source} give about {topic}?")
+# The topic in the middle: a question differs from its neighbours by more than its last words (see qa.dedup).
+_ABOUT = ("What is said about {topic} in {source}?", "What information about {topic} does {source} give?",
+          "What can be learned about {topic} from {source}?")
 
 
 def _fallbacks(layout: _Layout, source: str, topics: dict[_Span, str]) -> list[_Candidate]:
@@ -589,7 +641,12 @@ def _whole_words(topic: str, sentence: str) -> bool:
 def _last_resort(layout: _Layout, source: str) -> list[_Candidate]:
     """For a chunk no rule could ask about: what its first lines say."""
     lines = [_clip(line) for line in layout.lines if len(_words(line.text)) >= 2]
-    return [_draft("fallback", f"What does {source} say?", line.text, line.quote, bonus=-0.01 * i) for i, line in enumerate(lines[:3])]
+    out = []
+    for i, line in enumerate(lines[:3]):
+        opening = " ".join(w.strip("\"'\u201c\u201d,;:|") for w in line.text.split()[:3]).strip()
+        question = f'What comes after the words "{opening}" in {source}?' if len(line.text.split()) >= 5 else f"What does {source} say?"
+        out.append(_draft("fallback", question, line.text, line.quote, bonus=-0.01 * i))
+    return out
 
 
 def _answerable(sentences: list[_Span]) -> list[_Span]:
@@ -639,11 +696,8 @@ def _regex_topic(sentence: str) -> str | None:
             words.pop()  # "the curling-rink adjoins": most likely a verb
         if words and words[-1].lower() not in _ADJECTIVES:
             candidates.append(("the " if m.re is _DET_NP else "") + " ".join(words))
-    for candidate in candidates:
-        topic = _clean_topic(candidate)
-        if _good_topic(topic) and not _BAD_PART.search(topic):
-            return topic
-    return None
+    topics = [_clean_topic(c) for c in candidates]
+    return _topic_pair([t for t in topics if _good_topic(t) and not _BAD_PART.search(t)])
 
 
 def _clean_topic(topic: str) -> str:
@@ -656,7 +710,8 @@ def _clean_topic(topic: str) -> str:
 
 def _good_topic(topic: str) -> bool:
     words = topic.split()
-    return (1 <= len(words) <= 8 and words[0].lower() not in _VAGUE_HEADS and not _PRONOUN_WORD.search(topic)
+    first = words[0].lower() if words else ""
+    return (1 <= len(words) <= 8 and first not in _VAGUE_HEADS and (first not in STOPWORDS or first in ("the", "a", "an")) and not _PRONOUN_WORD.search(topic)
             and bool(content_words(topic) - _TOPIC_STOP) and len(topic) <= 80 and not re.search(r"[;:!?\u2014]|\.\s", topic))
 
 
@@ -726,13 +781,24 @@ def _text_of(tokens) -> str:
 
 
 def _parsed_topic(sent) -> str | None:
-    """The sentence's subject when it is a noun phrase, else its weightiest noun phrase."""
+    """The sentence's subject when it is a noun phrase, else its weightiest noun phrase; a short one with a second."""
     subject = _subject(sent.root)
-    if subject is not None and (topic := _topic_of(_core(subject))):
-        return topic
-    chunks = [list(c) for c in sent.noun_chunks if c.root.pos_ in ("NOUN", "PROPN") and len(c) <= 6]
+    first = _topic_of(_core(subject)) if subject is not None else None
+    taken = {t.i for t in subject.subtree} if first else set()
+    chunks = [list(c) for c in sent.noun_chunks if c.root.pos_ in ("NOUN", "PROPN") and len(c) <= 6 and not taken & {t.i for t in c}]
     ranked = sorted(chunks, key=lambda c: -(len(content_words(_text_of(c))) + any(t.pos_ == "PROPN" for t in c)))
-    return next((topic for c in ranked if (topic := _topic_of(c))), None)
+    return _topic_pair([first] + [_topic_of(c) for c in ranked])
+
+
+def _topic_pair(candidates: list[str | None]) -> str | None:
+    """The first topic, joined by a second when it is short: 'the players and the stones' asks about one sentence,
+    'the players' about every sentence of a chapter."""
+    topics = [t for t in candidates if t]
+    if not topics:
+        return None
+    first = topics[0]
+    second = next((t for t in topics[1:] if t.lower() not in first.lower() and first.lower() not in t.lower()), None)
+    return f"{first} and {second}" if second and len(content_words(first)) <= 2 else first
 
 
 def _topic_of(tokens) -> str | None:
@@ -780,7 +846,8 @@ def _questions_from_parse(sent) -> list[tuple[str, str]]:
         return []
     subj_tokens = _core(subject)
     subj = _text_of(subj_tokens)
-    if not _good_topic(subj) or _BAD_PART.search(subj) or "," in subj:
+    head = _text_of([t for t in subj_tokens if t.dep_ not in ("quantmod", "advmod")])  # "About 120 volunteers"
+    if not _good_topic(head) or _BAD_PART.search(subj) or "," in subj:
         return []
     auxes = [c for c in root.children if c.dep_ in ("aux", "auxpass") and c.i < root.i]
     if auxes and auxes[0].tag_ not in ("MD", "VBZ", "VBP", "VBD"):
@@ -906,7 +973,7 @@ def extractive_pairs(chunk: Chunk, limit: int) -> list[Draft]:
     source = _source(chunk)
     candidates = _tables(layout, chunk, text)
     candidates += _definitions(layout.sentences) + _dash_terms(layout) + _lists(layout, source, chunk, text)
-    candidates += _fields(layout, source) + _heading_field(layout, chunk, text, source)
+    candidates += _fields(layout, source, text) + _contents(layout, source) + _heading_field(layout, chunk, text, source)
     topics: dict[_Span, str] = {}  # sentence -> the noun phrase it is about, from the parse
     if _nlp() is None:
         parsed = _regex_numbers(layout.sentences, source)

@@ -162,6 +162,13 @@ def test_heading_over_a_short_value(parse):
     assert draft.question == 'What is the country capital given in the document "factbook.xml"?' and "Ottawa" in draft.answer
 
 
+def test_table_of_contents_lines(parse):
+    text = "Contents\n\nSurgery ........................ 28\nRadiotherapy .................. 35\n...............9"
+    drafts = _pairs(_chunk(text, ["Contents"], "pdf/guide.pdf"))
+    assert drafts[0].question == 'On which page does "Surgery" start in the section "Contents"?'
+    assert "28" in drafts[0].answer and drafts[0].quote.startswith("Surgery ....")
+
+
 def test_language_label_over_its_text(parse):
     text = "Papiamentu\nTur ser humano ta nace liber y igual den dignidad y den derecho."
     drafts = _pairs(_chunk(text, path="txt/udhr.txt"))
