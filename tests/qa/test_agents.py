@@ -29,5 +29,5 @@ def test_a_reply_that_quotes_nothing_from_the_passage_is_retried_then_replaced()
     llm = FakeLLM(lambda m, s, n: invented)
     result = QAWriter(llm).run(ChunkTask(CHUNK, 2))
     assert result.tier == Tier.heuristic and result.calls == 4
-    assert "no quote is copied" in result.errors[0] and "no quote is copied" in llm.requests[1][0][-1].content
+    assert "no quote is copied" in result.errors[0] and "no quote is copied" in llm.requests[2][0][-1].content  # fed back on the retry
     assert all(pair.quote in TEXT for pair in result.value.pairs)
