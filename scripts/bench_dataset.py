@@ -1,8 +1,11 @@
 #!/usr/bin/env python
-"""Benchmark dataset curation. For now: near-duplicate detection over synthetic Q&A pairs,
-docpipe's MinHash LSH against the exact-hash dedup a user would otherwise write, in one run.
+"""Benchmark dataset making. Near-duplicate detection over synthetic Q&A pairs (docpipe's
+MinHash LSH against the exact-hash dedup a user would otherwise write, in one run), and with
+--documents, generation throughput: pairs per minute from the extractive generator and from
+the packaged local model (the gateway's overhead over raw llama-cpp-python is measured by
+scripts/bench_gateway.py).
 
-    .venv/bin/python scripts/bench_dataset.py [--pairs 100000] [--out bench-results/dataset.json]
+    .venv/bin/python scripts/bench_dataset.py [--pairs 100000] [--documents OUT/documents.jsonl --chunks 12] [--out bench-results/dataset.json]
 
 The synthetic pairs plant three kinds of repeats: exact copies, copies with case/punctuation
 changed, and questions with one word swapped. Recall = planted repeats found; precision =
@@ -77,10 +80,54 @@ def _near(first: tuple[str, str], second: tuple[str, str]) -> bool:
     return q1 == q2 or max(jaccard(shingles(q1, 2), shingles(q2, 2)), jaccard(shingles(q1 + a1, 3), shingles(q2 + a2, 3))) >= THRESHOLD
 
 
+def generation(documents: Path, sample: int) -> dict:
+    """Pairs per minute written and accepted: the extractive generator on every chunk, and the
+    packaged local model (through the gateway, cache off) on the first `sample` chunks with content."""
+    from docpipe.config import GenerateConfig, LLMConfig
+    from docpipe.contracts import Document, QAPair
+    from docpipe.llm import open_llm
+    from docpipe.qa.agents import ChunkTask, QAWriter
+    from docpipe.qa.curate import Draft, Source, check
+    from docpipe.qa.generate import make_chunks, pairs_wanted
+    from docpipe.store import iter_jsonl
+
+    cfg = GenerateConfig()
+    docs = {d.doc_id: d for d in (Document.model_validate(r) for r in iter_jsonl(documents))}
+    chunks = [c for c in make_chunks(list(docs.values()), cfg) if pairs_wanted(c, cfg) > 0]
+
+    def measure(agent: QAWriter, subset) -> dict:
+        written = accepted = calls = 0
+        tiers: dict[str, int] = {}
+        started = time.perf_counter()
+        for chunk in subset:
+            result = agent.run(ChunkTask(chunk, pairs_wanted(chunk, cfg)))
+            calls += result.calls
+            tiers[result.tier.value] = tiers.get(result.tier.value, 0) + 1
+            source = Source(chunk, docs[chunk.doc_id])
+            for p in result.value.pairs:
+                written += 1
+                accepted += isinstance(check(Draft(p.question, p.answer, p.quote, chunk.id, "", ""), source, cfg), QAPair)
+        minutes = (time.perf_counter() - started) / 60
+        return {"chunks": len(subset), "seconds": round(minutes * 60, 2), "model_calls": calls, "tiers": tiers,
+                "pairs_written": written, "pairs_passing_checks": accepted,
+                "written_per_min": round(written / minutes, 1), "passing_per_min": round(accepted / minutes, 1)}
+
+    result = {"extractive_all_chunks": measure(QAWriter(None), chunks)}
+    llm = open_llm(LLMConfig(), cache_dir=None)
+    if llm is not None:
+        result["local_model"] = {"model": llm.model, **measure(QAWriter(llm), chunks[:sample])}
+        usage = llm.usage().get("QAWriter", {})
+        seconds = result["local_model"]["seconds"] or 1
+        result["local_model"]["completion_tokens_per_s"] = round(usage.get("completion_tokens", 0) / seconds, 1)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=100_000)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "dataset.json")
+    parser.add_argument("--documents", type=Path, help="An ingested documents.jsonl: also measure generation on its chunks.")
+    parser.add_argument("--chunks", type=int, default=12, help="Chunks the local model writes pairs for (it is slow).")
     args = parser.parse_args()
     pairs, planted = synthetic_pairs(args.pairs)
     started = time.perf_counter()
@@ -103,6 +150,8 @@ def main() -> None:
             "by_kind": found.counts(),
         },
     }
+    if args.documents:
+        report["generation"] = generation(args.documents, args.chunks)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

@@ -15,14 +15,14 @@ runner = CliRunner()
 def test_help_lists_the_commands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("ingest", "doctor", "status"):
+    for command in ("ingest", "generate", "doctor", "status"):
         assert command in result.output
 
 
 def test_help_imports_nothing_heavy():
     code = (
         "import sys; from docpipe.cli import app; "
-        "heavy = [m for m in ('torch', 'unstructured', 'kreuzberg', 'transformers', 'llama_cpp', 'psutil') if m in sys.modules]; "
+        "heavy = [m for m in ('torch', 'unstructured', 'kreuzberg', 'transformers', 'llama_cpp', 'litellm', 'numpy', 'spacy', 'psutil') if m in sys.modules]; "
         "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -94,3 +94,44 @@ def test_doctor_reports_engines_and_formats():
     info = json.loads(result.output)
     assert info["engines"]["zip"] == []
     assert "pdf" in info["formats"]
+
+
+def _documents(out):
+    from docpipe.store import write_jsonl
+    from tests.qa.builders import document
+
+    write_jsonl(out / "documents.jsonl", [document("guide.txt", [
+        ("The Alder Reading Room opens at 8:30 on weekdays.", None),
+        ("Borrowers may keep short loan books for 48 hours. The late fine is 2 euros per day.", None),
+    ])])
+
+
+def test_generate_before_ingest_says_what_to_run(tmp_path):
+    result = runner.invoke(app, ["generate", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "docpipe ingest" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_generate_then_status(tmp_path):
+    _documents(tmp_path)
+    result = runner.invoke(app, ["generate", "--out", str(tmp_path), "--model", "none"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "dataset" / "train.jsonl").is_file()
+    status = runner.invoke(app, ["status", "--out", str(tmp_path)])
+    assert "dataset:" in status.output and "train" in status.output
+
+
+def test_generate_with_no_optional_package_falls_back_to_the_extractive_generator(tmp_path):
+    # No llama-cpp-python, no litellm, no spaCy: `auto` finds no model and tier 3 makes the dataset.
+    _documents(tmp_path)
+    code = (
+        "import sys\n"
+        "for name in ('llama_cpp', 'litellm', 'spacy', 'torch', 'unstructured', 'kreuzberg'):\n"
+        "    sys.modules[name] = None\n"
+        "from typer.testing import CliRunner\nfrom docpipe.cli import app\n"
+        f"result = CliRunner().invoke(app, ['generate', '--out', {str(tmp_path)!r}])\n"
+        "assert result.exit_code == 0, result.output\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    report = (tmp_path / "dataset" / "report.json").read_text()
+    assert "none (extractive generator)" in report and '"documents_covered": 1' in report

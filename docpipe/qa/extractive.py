@@ -634,8 +634,10 @@ def _prose(sentence: str) -> bool:
 
 
 def _whole_words(topic: str, sentence: str) -> bool:
-    """'the co' is no topic of '... the co-operation of a horse'."""
-    return bool(re.search(r"(?<![\w-])" + re.escape(topic) + r"(?![\w-])", sentence, re.IGNORECASE))
+    """'the co' is no topic of '... the co-operation of a horse'; each part of 'the players and the stones' is in it."""
+    def found(phrase: str) -> bool:
+        return bool(re.search(r"(?<![\w-])" + re.escape(phrase) + r"(?![\w-])", sentence, re.IGNORECASE))
+    return found(topic) or all(found(part) for part in topic.split(" and "))
 
 
 def _last_resort(layout: _Layout, source: str) -> list[_Candidate]:
@@ -1078,13 +1080,17 @@ def _embedded(g: dict) -> str:
 
 
 _FRAMES: list[tuple[re.Pattern, tuple]] = [(re.compile(p), t) for p, t in [
-    ((r"^(?:What does (?P<src>.+) say about|According to (?P<src2>.+), what is said about|What information does (?P<src3>.+) "
-      r"give about) (?P<t>.+)$"),
-     (lambda g: f"Regarding {g['t']}, what is stated in {_src(g)}", lambda g: f"What is mentioned about {g['t']} in {_src(g)}",
-      lambda g: f"What details on {g['t']} can be found in {_src(g)}")),
+    ((r'^(?:What is said about (?P<t>.+) in|What information about (?P<t2>.+) does|What can be learned about (?P<t3>.+) from) '
+      r'(?P<src>the (?:section|document|email) "[^"]+")(?: give)?$'),
+     (lambda g: f"Regarding {_topic(g)}, what is stated in {g['src']}", lambda g: f"What does {g['src']} say about {_topic(g)}",
+      lambda g: f"What details on {_topic(g)} can be found in {g['src']}")),
+    (r'^What does (?P<src>the (?:section|document|email) "[^"]+") say about (?P<t>.+)$',
+     (lambda g: f"Regarding {_topic(g)}, what is stated in {g['src']}", lambda g: f"What is mentioned about {_topic(g)} in {g['src']}")),
     (r'^What is the section (?P<h>"[^"]+") about$', ('What topic does the part {h} cover', 'What is discussed in the part {h}')),
-    (r'^What does (?P<src>.+) say under (?P<l>"[^"]+")$',
-     ("What is written under the heading {l} in {src}", "Under the heading {l}, what text does {src} give")),
+    (r'^What is written under (?P<l>"[^"]+") in (?P<src>.+)$',
+     ("What does {src} say under the heading {l}", "Under the heading {l}, what text does {src} give")),
+    (r'^Which items follow (?P<w>"[^"]+") in the list (?P<where>.+)$',
+     ("What comes after {w} in the list {where}", "Which entries come after {w} in the list {where}")),
     (r"^What does (?P<src>.+) say$", ("What is written in {src}", "What text does {src} contain")),
     (r'^What comes after the words (?P<w>"[^"]+") in (?P<src>.+)$',
      ("How does the sentence starting with {w} in {src} continue", "Which text follows the opening {w} in {src}")),
@@ -1110,8 +1116,8 @@ _FRAMES: list[tuple[re.Pattern, tuple]] = [(re.compile(p), t) for p, t in [
 ]]
 
 
-def _src(groups: dict) -> str:
-    return groups.get("src") or groups.get("src2") or groups["src3"]
+def _topic(groups: dict) -> str:
+    return groups.get("t") or groups.get("t2") or groups["t3"]
 
 
 def _do_question(q: str) -> list[str]:

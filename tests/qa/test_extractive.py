@@ -172,7 +172,7 @@ def test_table_of_contents_lines(parse):
 def test_language_label_over_its_text(parse):
     text = "Papiamentu\nTur ser humano ta nace liber y igual den dignidad y den derecho."
     drafts = _pairs(_chunk(text, path="txt/udhr.txt"))
-    assert drafts[0].kind == "label" and drafts[0].question == 'What does the document "udhr.txt" say under "Papiamentu"?'
+    assert drafts[0].kind == "label" and drafts[0].question == 'What is written under "Papiamentu" in the document "udhr.txt"?'
 
 
 def test_every_chunk_with_text_gets_a_pair(parse):
@@ -264,6 +264,9 @@ def test_works_with_spacy_blocked_in_a_fresh_interpreter():
     ("What did Belarusian President Alexander Lukashenko order on December 13?", ["Lukashenko", "December", "13"]),
     ("Who ordered a snap readiness check of the Belarusian military?", ["snap", "readiness", "check", "Belarusian"]),
     ('What does the section "Oberland District" say about excellent ski-ing slopes?', ["Oberland District", "slopes"]),
+    ('What is said about the players and the stones in the section "Curling"?', ["players", "stones", "Curling"]),
+    ('What information about the skip does the document "curling.txt" give?', ["skip", "curling.txt"]),
+    ('What is written under "Papiamentu" in the document "udhr.txt"?', ["Papiamentu", "udhr.txt"]),
     ('What items are listed under "Chapter 1"?', ["Chapter 1"]),
     ("Which files does the sample folder contain?", ["files", "sample", "folder"]),
     ("What must a candidate obtain out of 6 in each figure?", ["candidate", "6", "figure"]),
