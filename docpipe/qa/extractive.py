@@ -702,6 +702,18 @@ def _regex_topic(sentence: str) -> str | None:
     return _topic_pair([t for t in topics if _good_topic(t) and not _BAD_PART.search(t)])
 
 
+_VAGUE_NOUNS = frozenset("kind sort type way part thing things lot case fact matter time place end side point order number manner "
+                         "form pause rest course deal use".split())
+
+
+def _weighty(topic: str) -> bool:
+    """Worth asking about: 'the jump', 'Zoladex'; not 'part', 'pause' or 'the kind'."""
+    words = topic.split()
+    if words[-1].lower() in _VAGUE_NOUNS and len(words) <= 2:
+        return False
+    return len(words) >= 2 or (words[0][:1].isupper() and len(words[0]) >= 4) or len(words[0]) >= 7
+
+
 def _clean_topic(topic: str) -> str:
     topic = re.split(r"[,;:(]", topic)[0]
     words = topic.split()
@@ -779,7 +791,14 @@ _BAD_PART = re.compile(r"[\"\u201c\u201d\[\]<>|{}]|--|''|\u00e2(?![a-z])|^\W")
 
 
 def _text_of(tokens) -> str:
-    return "".join(t.text_with_ws for t in sorted(tokens, key=lambda t: t.i)).strip()
+    """The tokens' text; where tokens were left out between them, a space."""
+    out, last = [], None
+    for t in sorted(tokens, key=lambda t: t.i):
+        if last is not None and t.i != last + 1 and out and not out[-1].endswith(" "):
+            out.append(" ")
+        out.append(t.text_with_ws)
+        last = t.i
+    return "".join(out).strip()
 
 
 def _parsed_topic(sent) -> str | None:
@@ -795,7 +814,7 @@ def _parsed_topic(sent) -> str | None:
 def _topic_pair(candidates: list[str | None]) -> str | None:
     """The first topic, joined by a second when it is short: 'the players and the stones' asks about one sentence,
     'the players' about every sentence of a chapter."""
-    topics = [t for t in candidates if t]
+    topics = [t for t in candidates if t and _weighty(t)]
     if not topics:
         return None
     first = topics[0]
@@ -848,6 +867,8 @@ def _questions_from_parse(sent) -> list[tuple[str, str]]:
         return []
     subj_tokens = _core(subject)
     subj = _text_of(subj_tokens)
+    if _BAD_PART.search(_text_of(list(subject.subtree))) or re.search(r"[\u2014;:]|\.\s", _text_of(list(subject.subtree))):
+        return []  # "The Combined Figure.—Probably no branch of sport—except ..." is no subject to ask with
     head = _text_of([t for t in subj_tokens if t.dep_ not in ("quantmod", "advmod")])  # "About 120 volunteers"
     if not _good_topic(head) or _BAD_PART.search(subj) or "," in subj:
         return []
@@ -1013,7 +1034,9 @@ _SYNONYMS = {
 }
 # Words that carry a question's shape rather than its meaning: a paraphrase may drop or swap them.
 _FRAME_WORDS = frozenset("say state information give details document file section part listed named items entries "
-                         "according said stated mentioned found explain tell know could would number count".split())
+                         "according said stated mentioned found explain tell know could would number count come comes after "
+                         "words follow follows opening written heading text learned details regarding sentence starting "
+                         "continue".split())
 _PREPOSITIONS = frozenset("about above across after against along among around at before behind below beneath beside between "
                           "by during for from in inside into like near of off on onto out outside over per since through "
                           "throughout to toward towards under until up upon via with within without".split())
@@ -1075,10 +1098,6 @@ def _reframings(q: str) -> list[str]:
     return _do_question(q)
 
 
-def _embedded(g: dict) -> str:
-    return f"Could you tell me what {g['x']} {g['aux']}"
-
-
 _FRAMES: list[tuple[re.Pattern, tuple]] = [(re.compile(p), t) for p, t in [
     ((r'^(?:What is said about (?P<t>.+) in|What information about (?P<t2>.+) does|What can be learned about (?P<t3>.+) from) '
       r'(?P<src>the (?:section|document|email) "[^"]+")(?: give)?$'),
@@ -1111,7 +1130,7 @@ _FRAMES: list[tuple[re.Pattern, tuple]] = [(re.compile(p), t) for p, t in [
     (r"^What does (?P<x>.+) (?P<v>mean|stand for|refer to)$", ("What is meant by {x}", "What is the meaning of {x}")),
     (r"^What do (?P<x>.+) (?P<v>mean|refer to)$", ("What is meant by {x}", "What is the meaning of {x}")),
     (r"^What (?P<aux>is|are|was|were) (?P<x>.+)$",
-     (_embedded, lambda g: f"Do you know what {g['x']} {g['aux']}", lambda g: len(g["x"].split()) <= 5
+     ("Could you tell me what {x} {aux}", "Do you know what {x} {aux}", lambda g: len(g["x"].split()) <= 5
       and not re.search(r"\d|\bthe\b.*\bof\b", g["x"]) and f"How would you define {g['x']}")),
 ]]
 
