@@ -14,6 +14,7 @@ APT_PACKAGES=(
   libmagic1                                # unstructured's file-type detection
   libreoffice-writer-nogui libreoffice-impress-nogui libreoffice-calc-nogui  # .doc/.ppt, ODP, Apple Pages
   golang-go                                # runs Go's text/template in the Modelfile tests
+  build-essential cmake                    # llama-cpp-python builds llama.cpp from source (PyPI has no wheel)
 )
 
 log() { printf '\033[1msetup:\033[0m %s\n' "$*"; }

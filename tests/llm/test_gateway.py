@@ -8,14 +8,14 @@ import json
 import time
 
 import pytest
-from pydantic import BaseModel
 
-from docpipe.agents.base import BaseAgent, Tier
+from docpipe.agents.base import Tier
 from docpipe.config import LLMConfig
 from docpipe.llm.client import ChatMessage, LLMError
 from docpipe.llm.gateway import Gateway
 from docpipe.llm.providers import PermanentError, ProviderReply, RateLimited, TransientError
 from tests.llm.fake_provider import FakeProvider, Sleep
+from tests.agents.fake_agent import Answer, FakeAnswerAgent
 
 ASK = [ChatMessage(role="user", content="When does the archive open?")]
 
@@ -231,21 +231,6 @@ def test_usage_is_kept_per_purpose():
     assert usage["QAWriter"] == {"calls": 1, "cache_hits": 0, "retries": 1, "failures": 0,
                                  "prompt_tokens": 10, "completion_tokens": 3, "cost_usd": pytest.approx(0.001)}
     assert usage["Judge"]["calls"] == 1 and usage["Judge"]["completion_tokens"] == 1
-
-
-class Answer(BaseModel):
-    answer: str
-
-
-class FakeAnswerAgent(BaseAgent[str, Answer]):
-    response_model = Answer
-    system_prompt = "Answer in JSON."
-
-    def build_prompt(self, item: str) -> str:
-        return item
-
-    def heuristic(self, item: str) -> Answer:
-        return Answer(answer="unknown")
 
 
 def test_agents_run_through_the_gateway():

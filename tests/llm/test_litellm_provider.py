@@ -8,13 +8,13 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
 import pytest
-from pydantic import BaseModel
 
-from docpipe.agents.base import BaseAgent, Tier
+from docpipe.agents.base import Tier
 from docpipe.config import LLMConfig
 from docpipe.llm import open_llm
 from docpipe.llm.client import ChatMessage, LLMError
 from tests.llm.fake_openai_server import FakeOpenAIServer, Scripted, hang, ok, rate_limited, server_error
+from tests.agents.fake_agent import FakeAnswerAgent
 
 pytest.importorskip("litellm", reason="the API provider needs litellm: pip install 'docpipe[api]'")
 
@@ -135,21 +135,6 @@ def test_acomplete_times_out():
         with pytest.raises(LLMError):
             asyncio.run(gateway_for(server, timeout_s=0.3, max_retries=1).acomplete(ASK))
     assert server.count == 2
-
-
-class Answer(BaseModel):
-    answer: str
-
-
-class FakeAnswerAgent(BaseAgent[str, Answer]):
-    response_model = Answer
-    system_prompt = "Answer in JSON."
-
-    def build_prompt(self, item: str) -> str:
-        return item
-
-    def heuristic(self, item: str) -> Answer:
-        return Answer(answer="unknown")
 
 
 @pytest.mark.parametrize("reply", [
