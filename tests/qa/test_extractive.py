@@ -16,13 +16,20 @@ from docpipe.chunk import chunk_document
 from docpipe.config import IngestConfig
 from docpipe.contracts import Chunk, Document
 from docpipe.ingest.pipeline import run
-from docpipe.qa import extractive
 from docpipe.qa.citation import content_words, normalize, support
-from docpipe.qa.extractive import Draft, extractive_pairs, information_units, paraphrase
+from docpipe.qa.extractive import (
+    Draft,
+    extractive_pairs,
+    information_units,
+    pairs,
+    paraphrase,
+)
+from docpipe.qa.extractive.parse import _nlp
+from docpipe.qa.extractive.rewording import MAX_JACCARD, _jaccard
 from docpipe.store import iter_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
-HAS_SPACY = extractive._nlp() is not None
+HAS_SPACY = _nlp() is not None
 # Files of the shared corpus read by fast engines: prose with an infobox, a table, markdown lists,
 # a memo full of numbers, an email, YAML data.
 CORPUS_FILES = ["txt/norwich-city.txt", "csv/stanley-cups.csv", "md/README.md", "pdf/fake-memo.pdf",
@@ -60,7 +67,7 @@ def parse(request, monkeypatch):
     if request.param == "spacy" and not HAS_SPACY:
         pytest.skip("spaCy or its English model is not installed")
     if request.param == "regex":
-        monkeypatch.setattr(extractive, "_nlp", lambda: None)
+        monkeypatch.setattr(pairs, "_nlp", lambda: None)  # where extractive_pairs looks it up
     return request.param
 
 
@@ -242,10 +249,11 @@ def test_works_with_spacy_blocked_in_a_fresh_interpreter():
         "import json, sys; sys.modules['spacy'] = None\n"
         "from docpipe.contracts import Chunk\n"
         "from docpipe.qa import extractive\n"
+        "from docpipe.qa.extractive.parse import _nlp\n"
         "text = 'The Norwich library was founded in 1902 by the city council. A crampit is a strip of iron.'\n"
         "chunk = Chunk(id='c', doc_id='d', path='a.txt', text=text, start=0, end=len(text), tokens=20)\n"
         "drafts = extractive.extractive_pairs(chunk, 4)\n"
-        "print(json.dumps({'nlp': extractive._nlp() is None, 'drafts': [d.__dict__ for d in drafts],\n"
+        "print(json.dumps({'nlp': _nlp() is None, 'drafts': [d.__dict__ for d in drafts],\n"
         "                  'paraphrase': extractive.paraphrase('What is a crampit?')}))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], check=False, cwd=REPO, capture_output=True, text=True, timeout=60)
@@ -276,7 +284,7 @@ def test_works_with_spacy_blocked_in_a_fresh_interpreter():
 def test_paraphrase_rewords_materially_and_keeps_the_meaning(question, kept):
     rewording = paraphrase(question)
     assert rewording and rewording.endswith("?") and rewording != question
-    assert extractive._jaccard(question, rewording) < extractive.MAX_JACCARD, rewording
+    assert _jaccard(question, rewording) < MAX_JACCARD, rewording
     for word in kept:
         assert word.lower() in rewording.lower(), (word, rewording)
 
