@@ -66,6 +66,8 @@ class GenerateConfig(BaseModel):
     min_answer_chars: Annotated[int, Field(ge=1, description="Shorter answers are rejected.")] = 2
     max_answer_chars: Annotated[int, Field(ge=1, description="Longer answers are rejected.")] = 1200
     dedup_threshold: Annotated[float, Field(gt=0, le=1, description="Jaccard similarity above which two questions (or two question+answer texts) are near-duplicates.")] = 0.8
+    model_trial_chunks: Annotated[int, Field(ge=1, description="Chunks the model writes for before its acceptance rate is judged.")] = 16
+    min_model_acceptance: Annotated[float, Field(ge=0, le=1, description="If fewer of the model's pairs than this share pass the checks in the trial, the other chunks go to the extractive generator without asking the model.")] = 0.1
     judge: Annotated[bool, Field(description="Also ask the LLM whether each answer follows from its quote (the judge sees only the quote and the answer).")] = False
     eval_fraction: Annotated[float, Field(gt=0, lt=1, description="Share of document sections held out for evaluation.")] = 0.15
     paraphrase_probes: Annotated[int, Field(ge=0, description="Paraphrased train questions written to probe memorised phrasing.")] = 50

@@ -137,11 +137,20 @@ _GRAMMAR_MAX_LENGTH = 256
 
 
 def grammar_friendly(schema: Any) -> Any:
-    """The schema without string length bounds too long for llama.cpp's grammar."""
-    if isinstance(schema, dict):
-        too_long = schema.get("maxLength", 0) > _GRAMMAR_MAX_LENGTH
-        return {key: grammar_friendly(value) for key, value in schema.items()
-                if not (too_long and key in ("minLength", "maxLength"))}
+    """The schema without what llama.cpp's grammar converter cannot take: string length bounds
+    too long for it, and enum options holding a double quote or a backslash, which it escapes
+    wrongly ("error parsing grammar"); an enum left with no option becomes a plain string."""
     if isinstance(schema, list):
         return [grammar_friendly(value) for value in schema]
-    return schema
+    if not isinstance(schema, dict):
+        return schema
+    too_long = schema.get("maxLength", 0) > _GRAMMAR_MAX_LENGTH
+    out = {key: grammar_friendly(value) for key, value in schema.items() if not (too_long and key in ("minLength", "maxLength"))}
+    if isinstance(schema.get("enum"), list):
+        options = [o for o in schema["enum"] if not (isinstance(o, str) and ('"' in o or "\\" in o))]
+        if options:
+            out["enum"] = options
+        else:
+            del out["enum"]
+            out["type"] = "string"
+    return out

@@ -44,6 +44,11 @@ def render_card(report: DatasetReport, examples: Sequence[QAPair]) -> str:
     accepted = sum(t["accepted"] for t in report.tiers.values()) or 1
     for tier, counts in sorted(report.tiers.items()):
         lines.append(f"| {tier} | {counts['candidates']} | {counts['accepted']} | {counts['accepted'] / accepted:.0%} |")
+    agent = report.llm.get("agent", {})
+    if agent.get("model dropped after trial"):
+        lines += ["", f"Only {agent.get('model trial acceptance %', 0)}% of the model's pairs passed the checks on the trial chunks, "
+                  "so it was not asked again: the other chunks were written by the extractive generator. "
+                  "Point `--model` at a larger model (a .gguf file or an API) for model-written pairs."]
     lines += ["", "Tiers: `structured` = the model's schema-constrained reply, `json` = its plain JSON reply after repair, "
               "`heuristic` = docpipe's extractive generator (where the model failed or fell short)."]
     lines += ["", "## Files", "", "| file | records |", "|---|---:|"]

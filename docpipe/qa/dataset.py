@@ -36,7 +36,7 @@ def write_dataset(out_dir: Path, cfg: DocpipeConfig, docs: list[Document], chunk
         "train.jsonl": train_records,
         "eval.jsonl": eval_records,
         "rejected.jsonl": [r.record() for r in curated.rejected],
-        "probes_paraphrase.jsonl": paraphrase_probes(train, _rewording(llm), gen.paraphrase_probes, gen.seed),
+        "probes_paraphrase.jsonl": paraphrase_probes(train, _rewording(llm if llm_info.get("trusted", True) else None), gen.paraphrase_probes, gen.seed),
         "probes_abstain.jsonl": abstention_probes([content_words(c.text) for c in with_content], gen.abstention_probes, gen.seed),
         "dpo.jsonl": preference_pairs(train, curated.rejected) if gen.dpo else [],
     }

@@ -68,25 +68,46 @@ def generate_candidates(
     chunks: list[Chunk], sources: dict[str, Source], cfg: DocpipeConfig, llm: LLMClient | None, store: Store,
     on_chunk: ChunkHook | None = None,
 ) -> tuple[list[Draft], dict[str, Any]]:
-    """Every chunk's candidate drafts (stored per chunk, reused when unchanged) and the agent's tier counts."""
-    agent = QAWriter(llm)
-    stats: Counter = Counter()
+    """Every chunk's candidate drafts (stored per chunk, reused when unchanged) and the agent's tier counts.
+
+    The model first writes for a trial of `model_trial_chunks` chunks. If too few of its pairs
+    pass the checks there, it is not asked again: the other chunks go to the extractive
+    generator at once, instead of paying for replies that would be thrown away.
+    """
+    tasks = [ChunkTask(c, n) for c in chunks if (n := pairs_wanted(c, cfg.generate)) > 0]
+    trial, rest = tasks[: cfg.generate.model_trial_chunks], tasks[cfg.generate.model_trial_chunks :]
     results: dict[str, list[Draft]] = {}
+    stats: Counter = Counter()
+    _write_pairs(trial, llm, cfg, sources, store, results, stats, on_chunk)
+    if llm is not None and rest:
+        rate = _acceptance(trial, results, sources, cfg.generate)
+        stats["model trial acceptance %"] = round(100 * rate)
+        if rate < cfg.generate.min_model_acceptance:
+            stats["model dropped after trial"] = 1
+            llm = None
+    _write_pairs(rest, llm, cfg, sources, store, results, stats, on_chunk)
+    drafts = [d for chunk in chunks for d in results.get(chunk.id, [])]
+    return drafts, dict(stats)
+
+
+def _write_pairs(tasks: list[ChunkTask], llm: LLMClient | None, cfg: DocpipeConfig, sources: dict[str, Source], store: Store,
+                 results: dict[str, list[Draft]], stats: Counter, on_chunk: ChunkHook | None) -> None:
+    """Fill `results` for `tasks`: from the store when done before, else from the QA agent."""
+    agent = QAWriter(llm)
+    # What else decides a chunk's candidates: the model's sampling and the checks the top-up uses.
+    settings = (cfg.llm.model_dump(include={"api_base", "temperature", "max_tokens", "seed"}),
+                cfg.generate.model_dump(include={"min_support", "min_question_chars", "max_question_chars", "min_answer_chars", "max_answer_chars"}))
     todo: list[tuple[ChunkTask, str]] = []
-    for chunk in chunks:
-        wanted = pairs_wanted(chunk, cfg.generate)
-        if wanted == 0:
-            continue
-        key = stable_hash(GENERATE_VERSION, chunk.id, wanted, llm.model if llm else None, agent.system_prompt,
-                          cfg.generate.model_dump(include={"min_support", "min_question_chars", "max_question_chars", "min_answer_chars", "max_answer_chars"}))
+    for task in tasks:
+        key = stable_hash(GENERATE_VERSION, task.chunk.id, task.pairs, llm.model if llm else None, agent.system_prompt, settings)
         stored = store.get(_CACHE, key)
-        if stored is not None:
-            results[chunk.id] = [Draft(**d) for d in stored["drafts"]]
-            stats.update(stored["stats"])
-            if on_chunk:
-                on_chunk(chunk, len(results[chunk.id]))
-        else:
-            todo.append((ChunkTask(chunk, wanted), key))
+        if stored is None:
+            todo.append((task, key))
+            continue
+        results[task.chunk.id] = [Draft(**d) for d in stored["drafts"]]
+        stats.update(stored["stats"])
+        if on_chunk:
+            on_chunk(task.chunk, len(results[task.chunk.id]))
 
     def finish(task: ChunkTask, key: str, result: AgentResult) -> None:
         drafts = _drafts(task, result, llm) + _top_up(task, result, sources[task.chunk.id], cfg.generate)
@@ -100,10 +121,15 @@ def generate_candidates(
     if llm is None:
         for task, key in todo:
             finish(task, key, agent.run(task))
-    else:
+    elif todo:
         asyncio.run(_run_async(agent, todo, finish, cfg.llm.concurrency))
-    drafts = [d for chunk in chunks for d in results.get(chunk.id, [])]
-    return drafts, dict(stats)
+
+
+def _acceptance(tasks: list[ChunkTask], results: dict[str, list[Draft]], sources: dict[str, Source], cfg: GenerateConfig) -> float:
+    """Share of the model's own pairs (not the extractive top-up) that pass the checks."""
+    written = [d for task in tasks for d in results.get(task.chunk.id, []) if d.tier != Tier.heuristic.value]
+    passed = sum(isinstance(check(d, sources[d.chunk_id], cfg), QAPair) for d in written)
+    return passed / len(written) if written else 0.0
 
 
 async def _run_async(agent: QAWriter, todo: list[tuple[ChunkTask, str]], finish: Callable, concurrency: int) -> None:
@@ -163,12 +189,13 @@ def run(out_dir: Path, cfg: DocpipeConfig, llm: LLMClient | None = _DEFAULT_LLM,
     sources = {chunk.id: Source(chunk, by_id[chunk.doc_id]) for chunk in chunks}
     if llm is _DEFAULT_LLM:
         llm = _open_llm(cfg, out_dir)
-    if on_start:
-        on_start(chunks)
-    drafts, agent_stats = generate_candidates(chunks, sources, cfg, llm, Store(out_dir), on_chunk)
-    curated = curate(drafts, sources, cfg.generate, judge_with(llm, cfg.generate))
     with_content = [c for c in chunks if pairs_wanted(c, cfg.generate) > 0]
-    llm_info = {"model": llm.model if llm else "none (extractive generator)", "agent": agent_stats}
+    if on_start:
+        on_start(with_content)
+    drafts, agent_stats = generate_candidates(chunks, sources, cfg, llm, Store(out_dir), on_chunk)
+    trusted = not agent_stats.get("model dropped after trial")  # a model that failed the trial does not judge or reword either
+    curated = curate(drafts, sources, cfg.generate, judge_with(llm if trusted else None, cfg.generate))
+    llm_info = {"model": llm.model if llm else "none (extractive generator)", "agent": agent_stats, "trusted": trusted}
     return write_dataset(out_dir, cfg, docs, chunks, with_content, curated, llm, llm_info, started)
 
 

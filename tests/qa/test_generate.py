@@ -144,3 +144,19 @@ def test_an_interrupted_run_resumes_without_repeating_finished_chunks(tmp_path):
 def test_without_ingested_documents_the_error_says_what_to_run(tmp_path):
     with pytest.raises(GenerateError, match="docpipe ingest"):
         run(tmp_path, _config(), llm=None)
+
+
+def test_a_model_whose_pairs_fail_the_trial_is_not_asked_again(tmp_path):
+    def hallucinates(messages, schema, n):
+        assert messages[0].content.startswith("You write")  # nor asked to reword or judge afterwards
+        passage = _passage(messages)
+        return json.dumps({"pairs": [{"question": "When does the museum open?", "answer": "At 9:00.", "quote": passage.split(".")[0]}]})
+
+    llm = FakeLLM(hallucinates)
+    report = run(_out(tmp_path), _config(model_trial_chunks=2), llm=llm)
+    writer_calls = sum(m[0].content.startswith("You write") for m, _ in llm.requests)
+    assert writer_calls == 2  # the two trial chunks, then no more
+    assert report.llm["agent"]["model dropped after trial"] == 1 and report.llm["agent"]["model trial acceptance %"] == 0
+    assert report.documents_covered == 3  # the extractive generator covered the rest
+    card = (tmp_path / "dataset" / "README.md").read_text()
+    assert "not asked again" in card
