@@ -26,7 +26,8 @@ def render_card(report: DatasetReport, examples: Sequence[QAPair]) -> str:
         f"{report.documents_covered} of {report.documents_with_text} documents with text "
         f"({report.documents} documents in all), {report.chunks_covered} of {report.chunks_with_content} chunks with content "
         f"({report.chunks} chunks in all). Every accepted pair's quote was found in its source document and its "
-        f"answer checked against the quote. Written by: {report.llm.get('model')}; {report.seconds:.0f} s.",
+        f"answer checked against the quote. Model: {report.llm.get('model')}"
+        f"{'' if report.llm.get('trusted', True) else ' (dropped after its trial)'}; {report.seconds:.0f} s.",
         "",
         "## Acceptance funnel",
         "",
