@@ -83,3 +83,40 @@ def test_kill_9_then_the_same_command_loses_nothing_and_repeats_no_call(tmp_path
     assert len(_questions(whole)) >= len(DOCS)
     secret = "sk-test-secret-0123456789"
     assert not any(secret in p.read_text(errors="ignore") for p in killed.rglob("*") if p.is_file())
+
+
+def test_a_server_that_misbehaves_then_dies_mid_run_still_gives_a_complete_dataset(tmp_path, monkeypatch):
+    import threading
+
+    from docpipe.config import DocpipeConfig
+    from docpipe.llm import open_llm
+    from docpipe.qa.generate import run
+    from tests.llm.fake_openai_server import rate_limited, server_error
+
+    def flaky(body: dict, number: int) -> Scripted:
+        good = _reply(body, number)
+        script = {1: Scripted(text="```json\n" + good.text + "\n```"), 2: rate_limited(0.2), 3: Scripted(text="<think>hmm</think>" + good.text),
+                  4: Scripted(text=""), 5: server_error(503), 6: Scripted(text="{not json"), 7: Scripted(text="x", hang_s=3)}
+        return script.get(number, good)
+
+    write_jsonl(tmp_path / "documents.jsonl", DOCS)
+    cfg = DocpipeConfig.model_validate({"generate": {"chunk_tokens": 32, "paraphrase_probes": 0},
+                                        "llm": {"model": "openai/fake-model", "timeout_s": 1, "backoff_s": 0.05, "max_retries": 2, "concurrency": 2}})
+    with FakeOpenAIServer(flaky) as server:
+        def kill_server_after(n: int) -> None:  # the server dies mid-run: connections are refused from then on
+            while server.count < n:
+                time.sleep(0.02)
+            server._server.shutdown()
+            server._server.server_close()
+
+        threading.Thread(target=kill_server_after, args=(12,), daemon=True).start()
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        llm = open_llm(cfg.llm.model_copy(update={"api_base": server.base_url}), cache_dir=tmp_path / "cache" / "llm")
+        report = run(tmp_path, cfg, llm=llm)
+    agent, usage = report.llm["agent"], report.llm["usage"]["QAWriter"]
+    assert report.documents_covered == len(DOCS)  # every document still gets pairs
+    assert agent.get("chunks by structured", 0) >= 1 and agent.get("chunks by heuristic", 0) >= 1
+    assert usage["retries"] >= 3 and usage["failures"] >= 1
+    records = [r for name in ("train", "eval") for r in iter_jsonl(tmp_path / "dataset" / f"{name}.jsonl")]
+    texts = {d.path: d.text for d in DOCS}
+    assert all(texts[r["citation"]["path"]][r["citation"]["start"]:r["citation"]["end"]] == r["citation"]["quote"] for r in records)
