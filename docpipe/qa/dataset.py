@@ -108,6 +108,12 @@ def _tiers(curated: Curated) -> dict[str, dict[str, int]]:
     return tiers
 
 
+def _model_file_hash(llm: LLMClient | None) -> str | None:
+    """sha256 of a local model's GGUF file; None for an API model (its name is all there is)."""
+    path = getattr(getattr(llm, "provider", None), "model_path", None)
+    return sha256_file(Path(path)) if path else None
+
+
 def manifest(folder: Path, cfg: DocpipeConfig, docs: list[Document], with_content: list[Chunk], llm: LLMClient | None) -> dict:
     """What the dataset was made from, by hash: enough to tell whether two datasets can differ."""
     used = {c.doc_id for c in with_content}
@@ -118,6 +124,6 @@ def manifest(folder: Path, cfg: DocpipeConfig, docs: list[Document], with_conten
         "sources": [{"path": d.path, "sha256": d.sha256} for d in docs if d.doc_id in used],
         "config": {"generate": cfg.generate.model_dump(mode="json"), "llm": cfg.llm.model_dump(mode="json")},
         "prompts": {name: {"sha256": stable_hash(text), "text": text} for name, text in prompts.items()},
-        "model": {"name": llm.model if llm else "none (extractive generator)", "sha256": getattr(llm, "model_sha256", None)},
+        "model": {"name": llm.model if llm else "none (extractive generator)", "sha256": _model_file_hash(llm)},
         "files": {name: sha256_file(folder / name) for name in FILES},
     }
