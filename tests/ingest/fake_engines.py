@@ -38,5 +38,5 @@ def echo(path, fmt, cfg):
 
 
 def slow_echo(path, fmt, cfg):
-    time.sleep(2.0)  # slow enough that a loaded machine still interrupts mid-run
+    time.sleep(1.0)
     return echo(path, fmt, cfg)
