@@ -33,7 +33,7 @@ install_system_packages() {
 }
 
 pick_extras() {
-  local extras="ingest,dataset,local,api,dev"
+  local extras="ingest,dataset,local,api,train,dev"
   if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then extras="$extras,cuda"; fi
   if [ "$(uname -s)" = Darwin ] && [ "$(uname -m)" = arm64 ]; then extras="$extras,mlx"; fi
   echo "$extras"
