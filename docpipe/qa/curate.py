@@ -148,13 +148,17 @@ def curate(
             rejected.append(result)
         else:
             passed.append((draft, result))
+    left = len(drafts)
     for stage in (CITATION, SUPPORT, QUALITY):
-        funnel[stage] = funnel[list(funnel)[-1]] - sum(r.stage == stage for r in rejected)
+        left -= sum(r.stage == stage for r in rejected)
+        funnel[stage] = left
     if judge is not None:
         kept = []
         for draft, pair in passed:
-            reason = judge(pair)
-            (rejected.append(Rejection(draft, JUDGE, reason)) if reason else kept.append((draft, pair)))
+            if reason := judge(pair):
+                rejected.append(Rejection(draft, JUDGE, reason))
+            else:
+                kept.append((draft, pair))
         passed = kept
     funnel[JUDGE] = len(passed)
     duplicates = find_duplicates([(pair.question, pair.answer) for _, pair in passed], threshold=cfg.dedup_threshold)
