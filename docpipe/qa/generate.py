@@ -28,7 +28,7 @@ from docpipe.qa.citation import normalize
 from docpipe.qa.curate import Draft, Source, check, curate
 from docpipe.qa.dataset import write_dataset
 from docpipe.qa.extractive import extractive_pairs, information_units
-from docpipe.store import Store, iter_jsonl, stable_hash, write_jsonl
+from docpipe.store import Store, stable_hash, write_jsonl
 
 GENERATE_VERSION = 1  # bump when generation changes what it produces, so stored chunks are redone
 _CACHE = "qa"
@@ -57,7 +57,22 @@ def load_documents(out_dir: Path) -> list[Document]:
     path = Path(out_dir) / "documents.jsonl"
     if not path.is_file():
         raise GenerateError(f"no {path}: run `docpipe ingest DOCS --out {out_dir}` first")
-    return [Document.model_validate(record) for record in iter_jsonl(path)]
+    docs = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                docs.append(Document.model_validate_json(line))
+            except ValueError as exc:  # broken JSON or a record that is not a Document
+                raise GenerateError(f"{path} line {number} is not a document ({_first_problem(exc)}): "
+                                    f"run `docpipe ingest DOCS --out {out_dir}` again") from None
+    return docs
+
+
+def _first_problem(exc: ValueError) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[1] if len(lines) > 1 else lines[0] if lines else type(exc).__name__)[:120]
 
 
 def make_chunks(docs: list[Document], cfg: GenerateConfig) -> list[Chunk]:
@@ -184,6 +199,9 @@ def run(out_dir: Path, cfg: DocpipeConfig, llm: LLMClient | None = _DEFAULT_LLM,
     out_dir = Path(out_dir)
     docs = load_documents(out_dir)
     chunks = make_chunks(docs, cfg.generate)
+    if not any(pairs_wanted(c, cfg.generate) for c in chunks):
+        raise GenerateError(f"none of the {len(docs)} documents in {out_dir / 'documents.jsonl'} has text to ask about "
+                            f"(see {out_dir / 'ingest_report.json'} for why files were not read)")
     write_jsonl(out_dir / "chunks.jsonl", chunks)
     by_id = {doc.doc_id: doc for doc in docs}
     sources = {chunk.id: Source(chunk, by_id[chunk.doc_id]) for chunk in chunks}

@@ -160,3 +160,19 @@ def test_a_model_whose_pairs_fail_the_trial_is_not_asked_again(tmp_path):
     assert report.documents_covered == 3  # the extractive generator covered the rest
     card = (tmp_path / "dataset" / "README.md").read_text()
     assert "not asked again" in card
+
+
+def test_a_truncated_documents_file_is_one_clear_error(tmp_path):
+    _out(tmp_path)
+    text = (tmp_path / "documents.jsonl").read_text()
+    (tmp_path / "documents.jsonl").write_text(text[: len(text) // 2])  # cut mid-record, as a full disk would
+    with pytest.raises(GenerateError, match=r"line \d+ is not a document \(Invalid JSON.*docpipe ingest"):
+        run(tmp_path, _config(), llm=None)
+
+
+def test_documents_without_text_are_one_clear_error_and_no_empty_dataset(tmp_path):
+    failed = Document(path="broken.pdf", sha256="0" * 64, size=10, format="pdf", status="failed", reason="not a PDF")
+    _out(tmp_path, [failed])
+    with pytest.raises(GenerateError, match="none of the 1 documents .* has text"):
+        run(tmp_path, _config(), llm=None)
+    assert not (tmp_path / "dataset").exists()
