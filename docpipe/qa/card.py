@@ -46,6 +46,8 @@ def render_card(report: DatasetReport, examples: Sequence[QAPair]) -> str:
     for tier, counts in sorted(report.tiers.items()):
         lines.append(f"| {tier} | {counts['candidates']} | {counts['accepted']} | {counts['accepted'] / accepted:.0%} |")
     agent = report.llm.get("agent", {})
+    if agent.get("model never answered usefully"):
+        lines += ["", f"The model never gave a usable reply; first error: `{agent['model never answered usefully'][:300]}`"]
     if agent.get("model dropped after trial"):
         lines += ["", f"Only {agent.get('model trial acceptance %', 0)}% of the model's pairs passed the checks on the trial chunks, "
                   "so it was not asked again: the other chunks were written by the extractive generator. "

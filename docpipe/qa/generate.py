@@ -93,20 +93,24 @@ def generate_candidates(
     trial, rest = tasks[: cfg.generate.model_trial_chunks], tasks[cfg.generate.model_trial_chunks :]
     results: dict[str, list[Draft]] = {}
     stats: Counter = Counter()
-    _write_pairs(trial, llm, cfg, sources, store, results, stats, on_chunk)
+    errors: list[str] = []
+    _write_pairs(trial, llm, cfg, sources, store, results, stats, errors, on_chunk)
     if llm is not None and rest:
         rate = _acceptance(trial, results, sources, cfg.generate)
         stats["model trial acceptance %"] = round(100 * rate)
         if rate < cfg.generate.min_model_acceptance:
             stats["model dropped after trial"] = 1
             llm = None
-    _write_pairs(rest, llm, cfg, sources, store, results, stats, on_chunk)
+    _write_pairs(rest, llm, cfg, sources, store, results, stats, errors, on_chunk)
     drafts = [d for chunk in chunks for d in results.get(chunk.id, [])]
-    return drafts, dict(stats)
+    info: dict[str, Any] = dict(stats)
+    if errors and not (stats["chunks by structured"] or stats["chunks by json"]):
+        info["model never answered usefully"] = errors[0]  # e.g. a misspelled model name or a missing key
+    return drafts, info
 
 
 def _write_pairs(tasks: list[ChunkTask], llm: LLMClient | None, cfg: DocpipeConfig, sources: dict[str, Source], store: Store,
-                 results: dict[str, list[Draft]], stats: Counter, on_chunk: ChunkHook | None) -> None:
+                 results: dict[str, list[Draft]], stats: Counter, errors: list[str], on_chunk: ChunkHook | None) -> None:
     """Fill `results` for `tasks`: from the store when done before, else from the QA agent."""
     agent = QAWriter(llm)
     # What else decides a chunk's candidates: the model's sampling and the checks the top-up uses.
@@ -121,6 +125,7 @@ def _write_pairs(tasks: list[ChunkTask], llm: LLMClient | None, cfg: DocpipeConf
             continue
         results[task.chunk.id] = [Draft(**d) for d in stored["drafts"]]
         stats.update(stored["stats"])
+        errors += stored["errors"]
         if on_chunk:
             on_chunk(task.chunk, len(results[task.chunk.id]))
 
@@ -130,6 +135,7 @@ def _write_pairs(tasks: list[ChunkTask], llm: LLMClient | None, cfg: DocpipeConf
         store.put(_CACHE, key, {"drafts": [d.__dict__ for d in drafts], "stats": chunk_stats, "errors": result.errors})
         results[task.chunk.id] = drafts
         stats.update(chunk_stats)
+        errors.extend(result.errors)
         if on_chunk:
             on_chunk(task.chunk, len(drafts))
 

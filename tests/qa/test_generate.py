@@ -176,3 +176,10 @@ def test_documents_without_text_are_one_clear_error_and_no_empty_dataset(tmp_pat
     with pytest.raises(GenerateError, match="none of the 1 documents .* has text"):
         run(tmp_path, _config(), llm=None)
     assert not (tmp_path / "dataset").exists()
+
+
+def test_a_model_that_never_answers_is_named_with_its_first_error(tmp_path):
+    report = run(_out(tmp_path), _config(), llm=FakeLLM(lambda m, s, n: LLMError("401: invalid API key"), supports_schema=False))
+    assert "401: invalid API key" in report.llm["agent"]["model never answered usefully"]
+    assert report.documents_covered == 3  # the extractive generator made the dataset all the same
+    assert "never gave a usable reply" in (tmp_path / "dataset" / "README.md").read_text()
