@@ -71,22 +71,35 @@ def stable_hash(*parts: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+class JsonCache:
+    """Content-addressed JSON records, `root/<key[:2]>/<key>.json`, each written atomically."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict | None:
+        """The record, or None when it is missing or unreadable (a torn or foreign file is a miss)."""
+        try:
+            return json.loads(self._path(key).read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+            return None
+
+    def put(self, key: str, value: BaseModel | dict) -> None:
+        data = value.model_dump_json() if isinstance(value, BaseModel) else json.dumps(value, ensure_ascii=False)
+        atomic_write_text(self._path(key), data)
+
+
 class Store:
-    """The output folder's cache: `OUT/cache/<namespace>/<key[:2]>/<key>.json`."""
+    """The output folder's cache: one JsonCache per namespace, `OUT/cache/<namespace>/`."""
 
     def __init__(self, out_dir: Path):
         self.root = Path(out_dir) / "cache"
 
-    def _path(self, namespace: str, key: str) -> Path:
-        return self.root / namespace / key[:2] / f"{key}.json"
-
     def get(self, namespace: str, key: str) -> dict | None:
-        path = self._path(namespace, key)
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
+        return JsonCache(self.root / namespace).get(key)
 
     def put(self, namespace: str, key: str, value: BaseModel | dict) -> None:
-        data = value.model_dump_json() if isinstance(value, BaseModel) else json.dumps(value, ensure_ascii=False)
-        atomic_write_text(self._path(namespace, key), data)
+        JsonCache(self.root / namespace).put(key, value)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import random
 import threading
@@ -19,7 +18,7 @@ from typing import Any, TypeVar
 from docpipe.config import LLMConfig
 from docpipe.llm.client import ChatMessage, LLMError
 from docpipe.llm.providers import GenerationParams, PermanentError, Provider, ProviderError, ProviderReply, RateLimited, TransientError
-from docpipe.store import atomic_write_text, stable_hash
+from docpipe.store import JsonCache, stable_hash
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -53,29 +52,6 @@ class _Pacer:
         """Correct an earlier reservation by `units` (negative = refund)."""
         with self._lock:
             self._tat += units * self.interval
-
-
-class _DiskCache:
-    """One JSON file per reply, `root/<key[:2]>/<key>.json`, written atomically."""
-
-    def __init__(self, root: Path):
-        self.root = Path(root)
-
-    def _path(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.json"
-
-    def get(self, key: str) -> dict | None:
-        try:
-            record = json.loads(self._path(key).read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-            return None
-        return record if isinstance(record, dict) and isinstance(record.get("reply"), str) else None
-
-    def put(self, key: str, record: dict) -> None:
-        try:
-            atomic_write_text(self._path(key), json.dumps(record, ensure_ascii=False, indent=1) + "\n")
-        except OSError as exc:  # a full or read-only disk must not throw away a reply already paid for
-            log.warning("could not cache an LLM reply in %s: %s", self.root, exc)
 
 
 class _Usage:
@@ -129,7 +105,7 @@ class Gateway:
         # per-second sub-limits. Tokens may burst up to one minute's allowance.
         self._rpm = _Pacer(cfg.rpm, burst_s=0) if cfg.rpm else None
         self._tpm = _Pacer(cfg.tpm, burst_s=60) if cfg.tpm else None
-        self._cache = _DiskCache(cache_dir) if cache_dir is not None else None
+        self._cache = JsonCache(cache_dir) if cache_dir is not None else None
         self._usage = _Usage()
         self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
         self._random = random.Random()
@@ -208,7 +184,7 @@ class Gateway:
 
     def _cached(self, request: _Request) -> str | None:
         record = self._cache.get(request.key) if self._cache else None
-        if record is None:
+        if not (isinstance(record, dict) and isinstance(record.get("reply"), str)):
             return None
         self._usage.add(request.purpose, calls=1, cache_hits=1)
         return record["reply"]
@@ -221,11 +197,15 @@ class Gateway:
                         completion_tokens=reply.completion_tokens, cost_usd=reply.cost_usd)
         if self._cache:
             # Messages, reply and usage only: nothing of the provider's settings (keys, URLs).
-            self._cache.put(request.key, {
+            record = {
                 "format": _CACHE_FORMAT, "model": self.model, "params": asdict(self.params),
                 "messages": request.messages, "reply": reply.text,
                 "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens, "cost_usd": reply.cost_usd},
-            })
+            }
+            try:
+                self._cache.put(request.key, record)
+            except OSError as exc:  # a full or read-only disk must not throw away a reply already paid for
+                log.warning("could not cache an LLM reply in %s: %s", self._cache.root, exc)
         return reply.text
 
     def _after_failure(self, request: _Request, exc: ProviderError, attempt: int) -> float:
