@@ -13,7 +13,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from docpipe.llm import packaged
@@ -117,7 +117,3 @@ def _license(folder: Path) -> str | None:
         if (folder / name).is_file():
             return (folder / name).read_text(encoding="utf-8", errors="replace").splitlines()[0].strip() or None
     return None
-
-
-def describe(base: ResolvedBase) -> dict:
-    return {**asdict(base), "path": str(base.path)}
