@@ -117,3 +117,18 @@ def _license(folder: Path) -> str | None:
         if (folder / name).is_file():
             return (folder / name).read_text(encoding="utf-8", errors="replace").splitlines()[0].strip() or None
     return None
+
+
+def chat_template(folder: Path) -> str:
+    """The base's own chat template: training, evaluation, chat and the Modelfile all render with it."""
+    jinja = folder / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text(encoding="utf-8")
+    config = folder / "tokenizer_config.json"
+    template = json.loads(config.read_text(encoding="utf-8")).get("chat_template") if config.is_file() else None
+    if isinstance(template, list):  # several named templates: the default one
+        template = next((t["template"] for t in template if t.get("name") == "default"), None)
+    if not template:
+        raise BaseModelError(f"base model at {folder} has no chat template; use an instruct/chat model, "
+                             "or add a chat_template.jinja to its folder")
+    return template

@@ -93,6 +93,39 @@ def generate(
 
 
 @app.command()
+def train(
+    out: OutOption = Path("docpipe-out"),
+    config: ConfigOption = None,
+    base_model: Annotated[Optional[str], typer.Option("--base-model", "-b", help="Packaged base (smollm2-135m-instruct), a local HF model folder, or an id in the local HF cache.")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="auto, hf, unsloth or mlx.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or mps (hf backend).")] = None,
+    epochs: Annotated[Optional[float], typer.Option(help="Passes over the training pairs (default: from the dataset size).")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps (smoke runs).")] = None,
+    dpo: Annotated[Optional[bool], typer.Option("--dpo/--no-dpo", help="Also run DPO on dataset/dpo.jsonl after SFT.")] = None,
+    qlora: Annotated[Optional[bool], typer.Option("--qlora/--no-qlora", help="4-bit base (unsloth on CUDA).")] = None,
+) -> None:
+    """Fine-tune a LoRA adapter on OUT/dataset/ (after `docpipe generate`) into OUT/runs/<id>/."""
+    from docpipe.base_models import BaseModelError
+    from docpipe.ui import console, train_progress, train_table
+    from trainers.backend import BackendUnavailable
+    from trainers.data import DatasetError
+    from trainers.train import TrainError, run
+
+    cfg = _config(config, {"train.base_model": base_model, "train.backend": backend, "train.device": device,
+                           "train.epochs": epochs, "train.max_steps": max_steps, "train.dpo": dpo, "train.qlora": qlora})
+    try:
+        with train_progress() as progress:
+            result = run(out, cfg, on_progress=progress.update)
+    except (DatasetError, BaseModelError, BackendUnavailable, TrainError) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]: the last checkpoint is saved; run the same command to resume from it")
+        raise typer.Exit(130)
+    console.print(train_table(result))
+    console.print(f"wrote {Path(result.adapter).parent} (result: train_result.json)")
+
+
+@app.command()
 def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
     """Show what this machine has: Python, torch device, optional backends, system parsers, readable formats."""
     from docpipe.doctor import collect

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -76,12 +76,43 @@ class GenerateConfig(BaseModel):
     seed: Annotated[int, Field(description="Seed for splits and sampling.")] = 0
 
 
+class TrainConfig(BaseModel):
+    """Fine-tuning a base model on the dataset (LoRA; QLoRA on CUDA), then optionally DPO."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_model: Annotated[str, Field(description="A packaged base ('smollm2-135m-instruct'), a local Hugging Face model folder, or an id already in the local Hugging Face cache; never downloaded.")] = "smollm2-135m-instruct"
+    backend: Annotated[Literal["auto", "hf", "unsloth", "mlx"], Field(description="'auto' = unsloth on CUDA (hf when unsloth is not installed), mlx on Apple Silicon, hf (transformers + peft) otherwise.")] = "auto"
+    device: Annotated[Literal["auto", "cpu", "cuda", "mps"], Field(description="Where the hf backend trains; 'auto' = the best the machine has.")] = "auto"
+    epochs: Annotated[float | None, Field(gt=0, description="Passes over the training pairs; empty = chosen from the dataset size (2 to 5: more for fewer pairs).")] = None
+    max_steps: Annotated[int | None, Field(ge=1, description="Stop after this many optimiser steps (overrides epochs); for smoke runs.")] = None
+    batch_size: Annotated[int, Field(ge=1, description="Pairs per optimiser step; batches group pairs of similar length so little compute goes to padding.")] = 8
+    learning_rate: Annotated[float, Field(gt=0, description="Peak learning rate of the LoRA weights (linear decay after a short warm-up).")] = 2e-4
+    lora_rank: Annotated[int, Field(ge=1, description="LoRA rank r.")] = 16
+    lora_alpha: Annotated[float, Field(gt=0, description="LoRA alpha; the update is scaled by alpha / r.")] = 32
+    lora_dropout: Annotated[float, Field(ge=0, lt=1, description="Dropout on the LoRA input.")] = 0.05
+    qlora: Annotated[bool, Field(description="Load the base in 4 bits (QLoRA); unsloth backend on CUDA only.")] = False
+    max_seq_tokens: Annotated[int, Field(ge=32, description="Longest training sequence in tokens; longer pairs are truncated.")] = 1024
+    evals_per_epoch: Annotated[int, Field(ge=1, description="Held-out loss measurements per epoch.")] = 2
+    eval_max_pairs: Annotated[int, Field(ge=1, description="Held-out pairs scored at each measurement (a fixed sample, so the curve is comparable).")] = 256
+    early_stopping_patience: Annotated[int, Field(ge=1, description="Stop after this many held-out measurements without improvement; the best adapter is kept.")] = 2
+    checkpoint_minutes: Annotated[float, Field(ge=0, description="Save a resumable checkpoint at least this often (0 = every step).")] = 5
+    threads: Annotated[int | None, Field(ge=1, description="CPU threads; empty = the cores not busy with other work.")] = None
+    seed: Annotated[int, Field(description="Seed for LoRA initialisation, shuffling and dropout.")] = 0
+    dpo: Annotated[bool, Field(description="After SFT, run DPO on dataset/dpo.jsonl, continuing the SFT adapter (the SFT model is the reference).")] = False
+    dpo_beta: Annotated[float, Field(gt=0, description="DPO beta: how far the tuned model may move from the SFT reference.")] = 0.1
+    dpo_learning_rate: Annotated[float, Field(gt=0, description="Peak learning rate during DPO.")] = 2e-5
+    dpo_epochs: Annotated[float, Field(gt=0, description="Passes over the preference pairs.")] = 1
+    dpo_max_pairs: Annotated[int | None, Field(ge=1, description="Use at most this many preference pairs (a seeded sample); empty = all.")] = None
+
+
 class DocpipeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ingest: Annotated[IngestConfig, Field(description="Reading documents.")] = IngestConfig()
     llm: Annotated[LLMConfig, Field(description="The model that writes questions, and the gateway's limits.")] = LLMConfig()
     generate: Annotated[GenerateConfig, Field(description="Chunking, Q&A generation and curation.")] = GenerateConfig()
+    train: Annotated[TrainConfig, Field(description="Fine-tuning.")] = TrainConfig()
 
 
 class ConfigError(ValueError):

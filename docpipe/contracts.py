@@ -162,3 +162,60 @@ class DatasetReport(BaseModel):
     splits: dict[str, int] = Field(description="Records per output file.")
     llm: dict = Field(description="Generating model and the gateway's usage per purpose.")
     seconds: float
+
+
+class LossPoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    step: int
+    epoch: float
+    loss: float
+
+
+class StageResult(BaseModel):
+    """One training stage (SFT or DPO): where its adapter is and how it went."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage: Annotated[str, Field(description="sft | dpo.")]
+    adapter: Annotated[str, Field(description="Folder of the stage's best adapter (peft format).")]
+    steps: Annotated[int, Field(ge=0, description="Optimiser steps taken (including those before a resume).")]
+    epochs: Annotated[float, Field(ge=0, description="Passes over the training data completed.")]
+    train_loss: Annotated[list[LossPoint], Field(description="Training loss as logged.")] = []
+    eval_loss: Annotated[list[LossPoint], Field(description="Held-out loss at each measurement.")] = []
+    best_eval_loss: Annotated[float | None, Field(description="Lowest held-out loss; the adapter kept is the one that had it.")] = None
+    best_step: Annotated[int | None, Field(description="Step of the kept adapter.")] = None
+    stopped_early: Annotated[bool, Field(description="Stopped because the held-out loss stopped improving.")] = False
+    resumed_from_step: Annotated[int | None, Field(description="Checkpoint step this run resumed from, if it was interrupted.")] = None
+    tokens: Annotated[int, Field(ge=0, description="Real (non-padding) tokens trained on in this process.")] = 0
+    tokens_per_s: Annotated[float, Field(ge=0, description="Real tokens per second of training time.")] = 0.0
+    wall_s: Annotated[float, Field(ge=0, description="Wall time of the stage in this process.")] = 0.0
+    peak_memory_mb: Annotated[float, Field(ge=0, description="Peak resident memory (CPU) or peak allocated GPU memory.")] = 0.0
+
+
+class TrainResult(BaseModel):
+    """What `docpipe train` made: written to runs/<id>/train_result.json."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    backend: Annotated[str, Field(description="hf | unsloth | mlx: the backend that produced the adapter.")]
+    device: Annotated[str, Field(description="cpu | cuda | mps | metal, with the GPU name when there is one.")]
+    dispatch: Annotated[str, Field(description="Why this backend and device were chosen.")]
+    fallbacks: Annotated[list[str], Field(description="Backends tried before this one, each with why it failed.")] = []
+    base_model: Annotated[str, Field(description="The base model as asked for.")]
+    base_path: Annotated[str, Field(description="Folder the base weights were loaded from.")]
+    base_source: Annotated[str, Field(description="local folder | hugging face cache | packaged gguf.")]
+    base_sha256: Annotated[str | None, Field(description="Hash of the file the base came from, when it came from one.")] = None
+    dequantised_from: Annotated[str | None, Field(description="Quantisation of the GGUF the base was dequantised from (not the original 16-bit weights).")] = None
+    base_license: Annotated[str | None, Field(description="The base model's licence, when known.")] = None
+    chat_template: Annotated[str, Field(description="The base's chat template: training, evaluation, chat and export all use it.")]
+    adapter: Annotated[str, Field(description="The final adapter (after DPO when it ran); loads with peft's PeftModel.from_pretrained.")]
+    dataset_sha256: Annotated[str, Field(description="Hash of the training and held-out files trained on.")]
+    sft: StageResult
+    dpo: StageResult | None = None
+    threads: Annotated[int, Field(ge=1, description="CPU threads used.")]
+    wall_s: Annotated[float, Field(ge=0, description="Wall time of this process's training.")]
+    peak_memory_mb: Annotated[float, Field(ge=0)]
+    config: Annotated[dict, Field(description="The effective training settings, epochs and steps resolved.")]
+    docpipe_version: str

@@ -71,6 +71,51 @@ def chunk_progress() -> Iterator[ChunkProgress]:
         yield ChunkProgress(progress)
 
 
+class TrainProgress:
+    """Steps done of all per stage, with the latest loss, held-out loss and real tokens/s."""
+
+    def __init__(self, progress: Progress):
+        self._progress, self._tasks = progress, {}
+
+    def update(self, p) -> None:
+        if p.stage not in self._tasks:
+            self._tasks[p.stage] = self._progress.add_task(p.stage, total=p.total_steps, stats="")
+        stats = [f"loss {p.loss:.3f}" if p.loss is not None else "", f"held-out {p.eval_loss:.3f}" if p.eval_loss is not None else "",
+                 f"{p.tokens_per_s:,.0f} tok/s" if p.tokens_per_s else ""]
+        self._progress.update(self._tasks[p.stage], completed=p.step, total=p.total_steps, stats="  ".join(s for s in stats if s))
+
+
+@contextmanager
+def train_progress() -> Iterator[TrainProgress]:
+    columns = (TextColumn("{task.description}", style="cyan"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+               TextColumn("{task.fields[stats]}"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+        yield TrainProgress(progress)
+
+
+def train_table(result) -> Table:
+    table = Table(title=f"run {result.run_id}: {result.backend} on {result.device} in {result.wall_s:.0f} s")
+    table.add_column("what", style="bold")
+    table.add_column("figure")
+    table.add_row("base model", f"{result.base_model} ({result.base_source}"
+                  + (f", dequantised from {result.dequantised_from}" if result.dequantised_from else "") + ")")
+    table.add_row("why this backend", result.dispatch)
+    for failure in result.fallbacks:
+        table.add_row("[yellow]fell back[/yellow]", failure)
+    for stage in (result.sft, result.dpo):
+        if stage is None:
+            continue
+        losses = f"train {stage.train_loss[0].loss:.3f} -> {stage.train_loss[-1].loss:.3f}" if stage.train_loss else "no loss logged"
+        held = f", best held-out {stage.best_eval_loss:.3f} at step {stage.best_step}" if stage.best_eval_loss is not None else ""
+        early = " (stopped early)" if stage.stopped_early else ""
+        resumed = f", resumed from step {stage.resumed_from_step}" if stage.resumed_from_step else ""
+        table.add_row(stage.stage, f"{stage.steps} steps, {stage.epochs:g} epochs{early}{resumed}; {losses}{held}")
+        table.add_row(f"{stage.stage} speed", f"{stage.tokens_per_s:,.0f} tokens/s, peak memory {stage.peak_memory_mb:,.0f} MB")
+    table.add_row("threads", str(result.threads))
+    table.add_row("adapter", result.adapter)
+    return table
+
+
 def dataset_table(report) -> Table:
     table = Table(title=f"{report.splits.get('train', 0)} train + {report.splits.get('eval', 0)} eval pairs in {report.seconds:.0f} s")
     table.add_column("what", style="bold")

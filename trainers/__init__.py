@@ -1,1 +1,2 @@
-"""Fine-tuning backends behind one protocol (issue: training); nothing here yet."""
+"""Fine-tuning on whatever hardware is there: `dispatch` picks a backend (hf, unsloth, mlx),
+each behind the protocol in `backend`; `train.run` is the stage."""

@@ -1,0 +1,264 @@
+"""The hf backend: LoRA SFT and DPO with transformers + peft + TRL, on CPU, CUDA or Apple's MPS.
+
+Its trainer set-up (`run_sft`, `run_dpo`) is shared with the unsloth backend, which only loads
+the model differently.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from trainers.backend import BackendUnavailable, Progress, TrainJob
+
+try:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig, PeftModel
+    from datasets.utils.logging import disable_progress_bar as _no_dataset_bars
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback, set_seed
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.utils.logging import disable_progress_bar as _no_model_bars
+    from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise BackendUnavailable(f"the hf backend needs transformers, peft, trl and datasets ({exc.name} is missing): "
+                             "pip install 'docpipe[train]'") from exc
+
+from docpipe.contracts import LossPoint, StageResult
+
+WARMUP_SHARE = 0.03  # of all steps, before the linear decay
+
+
+class HFBackend:
+    name = "hf"
+
+    def sft(self, job: TrainJob) -> StageResult:
+        model, tokenizer = load_model(job)
+        if job.init_adapter:
+            model = PeftModel.from_pretrained(model, str(job.init_adapter), is_trainable=True)
+            return run_sft(job, model, tokenizer, peft_config=None)
+        return run_sft(job, model, tokenizer, peft_config=lora_config(job))
+
+    def dpo(self, job: TrainJob) -> StageResult:
+        model, tokenizer = load_model(job)
+        # Continue the SFT adapter; TRL copies it into a frozen "ref" adapter, so the SFT model
+        # is the reference and the result is still one adapter on the plain base.
+        model = PeftModel.from_pretrained(model, str(job.init_adapter), is_trainable=True)
+        return run_dpo(job, model, tokenizer)
+
+
+BACKEND = HFBackend()
+
+
+def load_model(job: TrainJob):
+    """The base model and tokenizer, in the precision this device trains fastest in."""
+    torch.set_num_threads(job.threads)
+    set_seed(job.options.seed)
+    _no_dataset_bars(), _no_model_bars()  # docpipe draws its own progress bar
+    tokenizer = AutoTokenizer.from_pretrained(job.base.path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(job.base.path, dtype=train_dtype(job.device), attn_implementation="sdpa")
+    return model.to(job.device), tokenizer
+
+
+def train_dtype(device: str):
+    # fp32 on CPU: bf16 measured ~10x slower on this kind of CPU (../shared/notes).
+    if device == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def lora_config(job: TrainJob) -> LoraConfig:
+    o = job.options
+    return LoraConfig(r=o.lora_rank, lora_alpha=o.lora_alpha, lora_dropout=o.lora_dropout,
+                      target_modules="all-linear", task_type="CAUSAL_LM")
+
+
+def run_sft(job: TrainJob, model, tokenizer, peft_config) -> StageResult:
+    """Supervised fine-tuning with the loss on the assistant's tokens only."""
+    plan = _Plan(job)
+    args = SFTConfig(**_common_args(job, plan), learning_rate=job.options.learning_rate, max_length=job.options.max_seq_tokens,
+                     completion_only_loss=True, packing=False, **_length_grouping(SFTConfig))
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(job.train_rows),
+                         eval_dataset=Dataset.from_list(job.eval_rows) if job.eval_rows else None,
+                         processing_class=tokenizer, peft_config=peft_config)
+    return _train(job, trainer, plan)
+
+
+def run_dpo(job: TrainJob, model, tokenizer) -> StageResult:
+    """Direct preference optimisation of a model that already carries the SFT adapter."""
+    plan = _Plan(job)
+    args = DPOConfig(**_common_args(job, plan), learning_rate=job.options.dpo_learning_rate, beta=job.options.dpo_beta,
+                     max_length=job.options.max_seq_tokens)
+    trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(job.train_rows),
+                         eval_dataset=Dataset.from_list(job.eval_rows) if job.eval_rows else None, processing_class=tokenizer)
+    return _train(job, trainer, plan)
+
+
+class _Plan:
+    """Steps derived from the number of examples: epochs, never a fixed iteration count."""
+
+    def __init__(self, job: TrainJob):
+        self.steps_per_epoch = math.ceil(len(job.train_rows) / job.options.batch_size)
+        self.total_steps = job.options.max_steps or max(1, math.ceil(self.steps_per_epoch * job.epochs))
+        self.eval_every = max(1, self.steps_per_epoch // job.options.evals_per_epoch)
+        self.checkpoints = job.work_dir / "checkpoints"
+        self.adapter = job.work_dir / "adapter"
+
+
+
+def _common_args(job: TrainJob, plan: _Plan) -> dict:
+    o, evaluating = job.options, bool(job.eval_rows)
+    return dict(
+        output_dir=str(plan.checkpoints), num_train_epochs=job.epochs, max_steps=o.max_steps or -1,
+        per_device_train_batch_size=o.batch_size, per_device_eval_batch_size=o.batch_size,
+        lr_scheduler_type="linear", warmup_steps=max(1, round(WARMUP_SHARE * plan.total_steps)),
+        logging_steps=max(1, min(10, plan.eval_every)), eval_strategy="steps" if evaluating else "no",
+        eval_steps=plan.eval_every if evaluating else None,
+        save_strategy="no",  # checkpoints are timed by _TimedCheckpoints; the best adapter is kept by _KeepBest
+        save_total_limit=1, seed=o.seed, data_seed=o.seed, report_to="none", disable_tqdm=True,
+        bf16=train_dtype(job.device) == torch.bfloat16, use_cpu=job.device == "cpu", gradient_checkpointing=False,
+        dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
+    )
+
+
+def _length_grouping(config_class) -> dict:
+    # Batches of similar length waste little on padding. Packing would waste nothing, but
+    # without flash attention it attends over whole packed rows: slower on CPU.
+    fields = config_class.__dataclass_fields__
+    if "train_sampling_strategy" in fields:  # transformers >= 5.2x
+        return {"train_sampling_strategy": "group_by_length"}
+    return {"group_by_length": True}
+
+
+def _train(job: TrainJob, trainer, plan: _Plan) -> StageResult:
+    keep_best = _KeepBest(plan.adapter, job.work_dir / "best.json", job.options.early_stopping_patience)
+    reporter = _Reporter(job, plan)
+    for callback in (PrinterCallback, ProgressCallback):  # raw log dicts and tqdm: the _Reporter replaces them
+        trainer.remove_callback(callback)
+    for callback in (_TimedCheckpoints(job.options.checkpoint_minutes), keep_best, reporter):
+        trainer.add_callback(callback)
+    resume = _last_checkpoint(plan.checkpoints)
+    started = time.monotonic()
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    state = trainer.state
+    if job.eval_rows and not any(e.get("step") == state.global_step and "eval_loss" in e for e in state.log_history):
+        trainer.evaluate()  # the last steps count too
+    if not plan.adapter.is_dir():  # nothing held out to choose by: the final adapter
+        save_adapter(trainer.model, plan.adapter)
+    wall = time.monotonic() - started
+    shutil.rmtree(plan.checkpoints, ignore_errors=True)  # the stage is done; its adapter is kept
+    return StageResult(
+        stage=job.stage, adapter=str(plan.adapter), steps=state.global_step, epochs=round(state.epoch or 0, 3),
+        train_loss=_curve(state.log_history, "loss"), eval_loss=_curve(state.log_history, "eval_loss"),
+        best_eval_loss=keep_best.best, best_step=keep_best.best_step, stopped_early=keep_best.stopped,
+        resumed_from_step=int(resume.name.split("-")[-1]) if resume else None,
+        tokens=reporter.tokens(state), tokens_per_s=round(reporter.tokens(state) / max(reporter.seconds, 1e-9), 1),
+        wall_s=round(wall, 2), peak_memory_mb=peak_memory_mb(job.device),
+    )
+
+
+def save_adapter(model, folder: Path) -> None:
+    """Write the trained adapter (only it: DPO's frozen reference copy stays behind) whole or not at all."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        model.save_pretrained(str(work), selected_adapters=["default"])
+        shutil.rmtree(folder, ignore_errors=True)
+        work.rename(folder)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def peak_memory_mb(device: str) -> float:
+    if device == "cuda":
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / 2**20 if sys.platform == "darwin" else peak / 1024, 1)  # bytes on macOS, KiB on Linux
+
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    # Trainer writes tmp-checkpoint-N then renames it, so a checkpoint-N folder is complete.
+    done = [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()]
+    return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def _curve(history: list[dict], key: str) -> list[LossPoint]:
+    return [LossPoint(step=e["step"], epoch=round(e.get("epoch") or 0, 3), loss=e[key]) for e in history if key in e]
+
+
+class _TimedCheckpoints(TrainerCallback):
+    """A resumable checkpoint at least every `minutes` (0: every step), whatever the step time."""
+
+    def __init__(self, minutes: float):
+        self.every, self.last = minutes * 60, time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if time.monotonic() - self.last >= self.every:
+            control.should_save, self.last = True, time.monotonic()
+
+
+class _KeepBest(TrainerCallback):
+    """Keep the adapter with the lowest held-out loss; stop when it stops improving.
+
+    Its state lives in a file next to the adapter, so a resumed run remembers the best so far.
+    """
+
+    def __init__(self, adapter: Path, state_file: Path, patience: int):
+        self.adapter, self.state_file, self.patience = adapter, state_file, patience
+        saved = json.loads(state_file.read_text()) if state_file.is_file() else {}
+        self.best, self.best_step = saved.get("best"), saved.get("best_step")
+        self.bad, self.stopped = saved.get("bad", 0), saved.get("stopped", False)
+
+    def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
+        loss = (metrics or {}).get("eval_loss")
+        if loss is None:
+            return
+        if self.best is None or loss < self.best:
+            save_adapter(model, self.adapter)
+            self.best, self.best_step, self.bad = float(loss), state.global_step, 0
+        else:
+            self.bad += 1
+            if self.bad >= self.patience:
+                control.should_training_stop = self.stopped = True
+        self.state_file.write_text(json.dumps({"best": self.best, "best_step": self.best_step, "bad": self.bad,
+                                               "stopped": self.stopped}))
+
+
+class _Reporter(TrainerCallback):
+    """Loss, real tokens per second and step counts for the progress bar and the result.
+
+    Time is summed over optimiser steps only, so held-out evaluations do not dilute tokens/s.
+    """
+
+    def __init__(self, job: TrainJob, plan: _Plan):
+        self.job, self.plan = job, plan
+        self.loss = self.eval_loss = None
+        self.tokens_at_start, self.step_started, self.seconds = None, 0.0, 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.tokens_at_start = state.num_input_tokens_seen
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.step_started = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.seconds += time.monotonic() - self.step_started
+        if self.job.on_progress:
+            self.job.on_progress(Progress(self.job.stage, state.global_step, state.max_steps or self.plan.total_steps,
+                                          self.loss, self.eval_loss, self.tokens(state) / max(self.seconds, 1e-9)))
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self.loss = (logs or {}).get("loss", self.loss)
+        self.eval_loss = (logs or {}).get("eval_loss", self.eval_loss)
+
+    def tokens(self, state) -> int:
+        return int(state.num_input_tokens_seen - (self.tokens_at_start or 0))

@@ -1,0 +1,385 @@
+"""The mlx backend: LoRA SFT with mlx-lm in-process (Apple Silicon GPU, or CPU elsewhere), writing
+a peft-format adapter so that every later stage loads it in torch as if the hf backend had made it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from docpipe.contracts import LossPoint, StageResult
+from trainers.backend import BackendUnavailable, Progress, TrainJob
+from trainers.data import sample
+
+try:
+    import mlx.core as mx
+    import mlx.nn as nn
+    import mlx.optimizers as optim
+    from mlx.utils import tree_flatten, tree_unflatten
+    from mlx_lm.tuner.datasets import ChatDataset
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+    from mlx_lm.utils import load
+except ImportError as exc:
+    raise BackendUnavailable("mlx backend needs mlx and mlx-lm: pip install 'docpipe[mlx]'") from exc
+
+log = logging.getLogger(__name__)
+
+_PEFT_PREFIX = "base_model.model."  # where peft puts the wrapped model in its state dict
+_WARMUP_FRACTION = 0.05
+
+
+@dataclass
+class _State:
+    """What a checkpoint holds besides the weights: enough to carry on as if never stopped."""
+
+    step: int = 0
+    train_loss: list[dict] = field(default_factory=list)
+    eval_loss: list[dict] = field(default_factory=list)
+    best_loss: float | None = None
+    best_step: int | None = None
+    bad_evals: int = 0
+    stopped_early: bool = False
+    fingerprint: dict = field(default_factory=dict)
+
+
+class MLXBackend:
+    name = "mlx"
+
+    def sft(self, job: TrainJob) -> StageResult:
+        """LoRA-tune `job.base` on the SFT rows and write the best adapter in peft format.
+
+        Args:
+            job: what to train; `job.work_dir / "checkpoints"` is resumed from when it holds one.
+
+        Returns:
+            The stage's result; its `adapter` is `job.work_dir / "adapter"`.
+        """
+        started = time.perf_counter()
+        device = mx.cpu if job.device == "cpu" else mx.default_device()
+        with mx.stream(device):
+            run = _Run(job)
+            resumed = run.resume()
+            run.train()
+            adapter = _write_peft(job.work_dir / "adapter", run.final_weights(), run.rank, run.alpha,
+                                  job.options.lora_dropout, job.base.path)
+            return run.result(adapter, resumed, wall_s=time.perf_counter() - started)
+
+    def dpo(self, job: TrainJob) -> StageResult:
+        raise BackendUnavailable("mlx-lm has no DPO; docpipe runs DPO with the hf backend")
+
+
+BACKEND = MLXBackend()
+
+
+class _Run:
+    """One SFT run: model, data, optimiser and progress, so the steps above stay short."""
+
+    def __init__(self, job: TrainJob):
+        opts = job.options
+        self.job, self.opts = job, opts
+        self.rank, self.alpha = _lora_shape(job)
+        self.model, tokenizer = _build_model(job.base.path, self.rank, self.alpha, opts.lora_dropout, opts.seed,
+                                             job.init_adapter)
+        self.train_rows = _encode(tokenizer, job.train_rows, opts.max_seq_tokens)
+        held_out = _encode(tokenizer, sample(job.eval_rows, opts.eval_max_pairs, opts.seed), opts.max_seq_tokens)
+        self.eval_batches = [_batch([held_out[i] for i in g]) for g in _length_groups(held_out, opts.batch_size)]
+        self.groups = _length_groups(self.train_rows, opts.batch_size)
+        self.steps_per_epoch = len(self.groups)
+        self.total = opts.max_steps or math.ceil(len(job.train_rows) / opts.batch_size * job.epochs)
+        self.eval_every = max(1, math.ceil(self.steps_per_epoch / opts.evals_per_epoch))
+        self.optimizer = optim.Adam(learning_rate=_schedule(opts.learning_rate, self.total), bias_correction=True)
+        self.state = _State(fingerprint={"base": str(job.base.path), "rank": self.rank, "alpha": self.alpha,
+                                         "rows": len(job.train_rows), "batch_size": opts.batch_size, "seed": opts.seed})
+        self.best_weights: dict | None = None
+        self.tokens, self.train_s = 0, 0.0
+
+    def resume(self) -> int | None:
+        """Load the newest checkpoint of this same job, if there is one; returns its step."""
+        found = _newest_checkpoint(self.job.work_dir / "checkpoints")
+        if found is None:
+            return None
+        state = _State(**json.loads((found / "state.json").read_text(encoding="utf-8")))
+        if state.fingerprint != self.state.fingerprint:
+            log.warning("ignoring checkpoint %s: it was made with other settings (%s)", found, state.fingerprint)
+            return None
+        self.model.load_weights(list(mx.load(str(found / "adapter.safetensors")).items()), strict=False)
+        self.optimizer.state = tree_unflatten(list(mx.load(str(found / "optimizer.safetensors")).items()))
+        if (found / "best.safetensors").is_file():
+            self.best_weights = mx.load(str(found / "best.safetensors"))
+        self.state = state
+        return state.step
+
+    def train(self) -> None:
+        """Optimiser steps from the current one to the last, with held-out loss and checkpoints on the way."""
+        loss_and_grad = nn.value_and_grad(self.model, _loss)
+        last_save, window = time.monotonic(), []
+        self.model.train()
+        while self.state.step < self.total and not self.state.stopped_early:
+            batch, lengths = _batch([self.train_rows[i] for i in _group_for_step(self.groups, self.state.step, self.opts.seed)])
+            mx.random.seed(self.opts.seed + self.state.step)  # the same dropout masks after a resume
+            tic = time.perf_counter()
+            (loss, _), grads = loss_and_grad(self.model, batch, lengths)
+            self.optimizer.update(self.model, grads)
+            mx.eval(self.model.trainable_parameters(), self.optimizer.state, loss)
+            self.train_s += time.perf_counter() - tic
+            self.tokens += int(lengths[:, 1].sum().item())
+            self.state.step += 1
+            window.append(loss.item())
+            window = self._log_train(window)
+            eval_loss = self._maybe_evaluate()
+            self._report(loss.item(), eval_loss)
+            if time.monotonic() - last_save >= self.opts.checkpoint_minutes * 60:
+                self._checkpoint()
+                last_save = time.monotonic()
+        if self.eval_batches and (not self.state.eval_loss or self.state.eval_loss[-1]["step"] != self.state.step):
+            self._evaluate()  # the end always gets a held-out measurement
+        self._checkpoint()
+
+    def _log_train(self, window: list[float]) -> list[float]:
+        # About 100 points per run, each the mean since the last: enough for a curve, small in JSON.
+        every = max(1, self.total // 100)
+        if self.state.step % every and self.state.step != self.total:
+            return window
+        self.state.train_loss.append({"step": self.state.step, "epoch": self._epoch(), "loss": sum(window) / len(window)})
+        return []
+
+    def _maybe_evaluate(self) -> float | None:
+        if not self.eval_batches or (self.state.step % self.eval_every and self.state.step != self.total):
+            return None
+        return self._evaluate()
+
+    def _evaluate(self) -> float:
+        """Held-out loss now; keep the adapter when it is the best so far, and count evals without improvement."""
+        loss = _held_out_loss(self.model, self.eval_batches)
+        self.state.eval_loss.append({"step": self.state.step, "epoch": self._epoch(), "loss": loss})
+        if self.state.best_loss is None or loss < self.state.best_loss:
+            self.state.best_loss, self.state.best_step, self.state.bad_evals = loss, self.state.step, 0
+            # mx arrays are never changed in place (the optimiser makes new ones), so references are a snapshot.
+            self.best_weights = dict(tree_flatten(self.model.trainable_parameters()))
+        else:
+            self.state.bad_evals += 1
+            self.state.stopped_early = self.state.bad_evals >= self.opts.early_stopping_patience
+        return loss
+
+    def _report(self, loss: float, eval_loss: float | None) -> None:
+        if self.job.on_progress:
+            self.job.on_progress(Progress("sft", self.state.step, self.total, loss, eval_loss, self._tokens_per_s()))
+
+    def _checkpoint(self) -> None:
+        weights = dict(tree_flatten(self.model.trainable_parameters()))
+        optimizer_state = dict(tree_flatten(self.optimizer.state))
+
+        def write(folder: Path) -> None:
+            mx.save_safetensors(str(folder / "adapter.safetensors"), weights)
+            mx.save_safetensors(str(folder / "optimizer.safetensors"), optimizer_state)
+            if self.best_weights is not None:
+                mx.save_safetensors(str(folder / "best.safetensors"), self.best_weights)
+            (folder / "state.json").write_text(json.dumps(asdict(self.state)), encoding="utf-8")
+
+        root = self.job.work_dir / "checkpoints"
+        _write_atomically(root / f"step-{self.state.step:08d}", write)
+        for old in root.glob("step-*"):  # only the newest is needed to resume
+            if old.name != f"step-{self.state.step:08d}":
+                shutil.rmtree(old, ignore_errors=True)
+
+    def final_weights(self) -> dict:
+        """The adapter with the best held-out loss, or the last one when nothing was held out."""
+        return self.best_weights if self.best_weights is not None else dict(tree_flatten(self.model.trainable_parameters()))
+
+    def result(self, adapter: Path, resumed: int | None, wall_s: float) -> StageResult:
+        s = self.state
+        return StageResult(
+            stage="sft", adapter=str(adapter), steps=s.step, epochs=self._epoch(),
+            train_loss=[LossPoint(**p) for p in s.train_loss], eval_loss=[LossPoint(**p) for p in s.eval_loss],
+            best_eval_loss=s.best_loss, best_step=s.best_step, stopped_early=s.stopped_early, resumed_from_step=resumed,
+            tokens=self.tokens, tokens_per_s=self._tokens_per_s(), wall_s=wall_s, peak_memory_mb=_peak_memory_mb())
+
+    def _epoch(self) -> float:
+        return self.state.step / self.steps_per_epoch if self.steps_per_epoch else 0.0
+
+    def _tokens_per_s(self) -> float:
+        return self.tokens / self.train_s if self.train_s else 0.0
+
+
+def _lora_shape(job: TrainJob) -> tuple[int, float]:
+    """Rank and alpha: the init adapter's when training on from one (its shape is fixed), else the config's."""
+    if job.init_adapter is None:
+        return job.options.lora_rank, job.options.lora_alpha
+    config = json.loads((Path(job.init_adapter) / "adapter_config.json").read_text(encoding="utf-8"))
+    return int(config["r"]), float(config["lora_alpha"])
+
+
+def _build_model(base: Path, rank: int, alpha: float, dropout: float, seed: int, init_adapter: Path | None = None):
+    """The base model from `base`, frozen, with LoRA on every linear layer of every block.
+
+    mlx-lm's LoRALinear adds `scale * (x @ lora_a) @ lora_b`; peft adds `lora_alpha / r * B(A(x))`,
+    so scale = alpha / rank gives the same update as peft with that alpha.
+
+    Returns:
+        (model, tokenizer): the mlx model and mlx-lm's tokenizer wrapper.
+    """
+    model, tokenizer = load(str(base))
+    if mx.default_device() == mx.cpu:
+        model.set_dtype(mx.float32)  # half precision is far slower on CPUs, and fp32 keeps parity with torch
+    model.freeze()
+    mx.random.seed(seed)  # lora_a's random init
+    linear_to_lora_layers(model, len(model.layers), {"rank": rank, "scale": alpha / rank, "dropout": dropout})
+    if init_adapter is not None:
+        model.load_weights(_from_peft(model, Path(init_adapter)), strict=False)
+    mx.eval(model.parameters())
+    return model, tokenizer
+
+
+def _encode(tokenizer, rows: list[dict], max_seq_tokens: int) -> list[tuple[list[int], int]]:
+    """(tokens, offset) per row, rendered with the base's chat template; loss falls on tokens[offset:].
+
+    mlx-lm's ChatDataset with mask_prompt puts the offset at the length of the prompt rendered
+    with the generation prompt, so only the assistant's answer (and its end-of-turn) is learnt.
+    """
+    chats = ChatDataset([{"messages": r["prompt"] + r["completion"]} for r in rows], tokenizer, mask_prompt=True)
+    encoded = []
+    for i in range(len(chats)):
+        tokens, offset = chats.process(chats[i])
+        encoded.append((list(tokens)[:max_seq_tokens], min(offset, max_seq_tokens)))
+    return encoded
+
+
+def _length_groups(encoded: list[tuple[list[int], int]], batch_size: int) -> list[list[int]]:
+    """Row indices cut into batches of similar length (little padding); the last may be smaller."""
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def _group_for_step(groups: list[list[int]], step: int, seed: int) -> list[int]:
+    """The batch of optimiser step `step`: each epoch visits every group once, in an order fixed by the
+    seed and the epoch, so a resumed run sees the very batches the interrupted one would have."""
+    epoch, index = divmod(step, len(groups))
+    order = list(range(len(groups)))
+    random.Random(seed * 1_000_003 + epoch).shuffle(order)
+    return groups[order[index]]
+
+
+def _batch(rows: list[tuple[list[int], int]]) -> tuple[mx.array, mx.array]:
+    """Right-padded token ids (B, T) and per-row [offset, length], the layout mlx-lm's losses take."""
+    width = max(len(tokens) for tokens, _ in rows)
+    ids = [tokens + [0] * (width - len(tokens)) for tokens, _ in rows]
+    return mx.array(ids, dtype=mx.int32), mx.array([[offset, len(tokens)] for tokens, offset in rows], dtype=mx.int32)
+
+
+def _target_mask(lengths: mx.array, width: int) -> mx.array:
+    """(B, width - 1): which next-token targets carry loss: the answer's tokens, no prompt, no padding.
+
+    Target t is token t + 1. mlx-lm's default_loss uses `<= length`, which also trains on the first
+    padding token of every row (ml-explore/mlx-lm PR #1697); `< length` stops at the last real one.
+    """
+    positions = mx.arange(1, width)
+    return (positions >= lengths[:, 0:1]) & (positions < lengths[:, 1:])
+
+
+def _loss(model, batch: mx.array, lengths: mx.array) -> tuple[mx.array, mx.array]:
+    """Mean cross-entropy over the answer tokens, and how many there were."""
+    logits = model(batch[:, :-1])
+    mask = _target_mask(lengths, batch.shape[1])
+    ntoks = mask.sum()
+    ce = (nn.losses.cross_entropy(logits, batch[:, 1:]) * mask).astype(mx.float32).sum()
+    return ce / mx.maximum(ntoks, 1), ntoks  # a row whose answer was truncated away has no targets
+
+
+def _held_out_loss(model, batches: list[tuple[mx.array, mx.array]]) -> float:
+    """Token-weighted mean loss over the held-out batches, without dropout."""
+    model.eval()
+    total, count = mx.array(0.0), mx.array(0)
+    for batch, lengths in batches:
+        loss, ntoks = _loss(model, batch, lengths)
+        total, count = total + loss * ntoks, count + ntoks
+        mx.eval(total, count)
+    model.train()
+    return (total / mx.maximum(count, 1)).item()
+
+
+def _schedule(peak: float, total: int) -> Callable:
+    """Linear warm-up over the first 5% of steps, then linear decay to zero (as the hf backend does)."""
+    warmup = round(total * _WARMUP_FRACTION)
+    decay = optim.linear_schedule(peak, 0.0, max(1, total - warmup))
+    if warmup == 0:
+        return decay
+    return optim.join_schedules([optim.linear_schedule(0.0, peak, warmup), decay], [warmup])
+
+
+def _newest_checkpoint(root: Path) -> Path | None:
+    done = [p for p in root.glob("step-*") if (p / "state.json").is_file()]
+    return max(done, key=lambda p: int(p.name.removeprefix("step-")), default=None)
+
+
+def _write_peft(adapter_dir: Path, weights: dict, rank: int, alpha: float, dropout: float, base: Path) -> Path:
+    """Write mlx LoRA weights as a peft adapter (adapter_config.json + adapter_model.safetensors).
+
+    mlx keeps lora_a as (in, r) and lora_b as (r, out) and computes x @ a @ b; peft's lora_A/lora_B
+    are torch Linear weights, (r, in) and (out, r): the same matrices transposed.
+    """
+    tensors, modules = {}, set()
+    for name, value in weights.items():
+        module, leaf = name.rsplit(".", 1)  # "model.layers.0.self_attn.q_proj", "lora_a"
+        modules.add(module)
+        tensors[f"{_PEFT_PREFIX}{module}.lora_{leaf[-1].upper()}.weight"] = value.T.astype(mx.float32)
+    config = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": str(base), "r": rank,
+              "lora_alpha": alpha, "lora_dropout": dropout, "target_modules": sorted(modules),
+              "bias": "none", "fan_in_fan_out": False, "use_rslora": False, "inference_mode": True}
+
+    def write(folder: Path) -> None:
+        mx.save_safetensors(str(folder / "adapter_model.safetensors"), tensors, metadata={"format": "pt"})
+        (folder / "adapter_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+
+    _write_atomically(adapter_dir, write)
+    return adapter_dir
+
+
+def _from_peft(model, adapter_dir: Path) -> list[tuple[str, mx.array]]:
+    """A peft adapter's weights as (mlx name, array) pairs for `model.load_weights`; the inverse of `_write_peft`."""
+    params = dict(tree_flatten(model.trainable_parameters()))
+    weights = []
+    for key, value in mx.load(str(adapter_dir / "adapter_model.safetensors")).items():
+        module, kind = key.removeprefix(_PEFT_PREFIX).rsplit(".lora_", 1)  # kind: "A.weight" | "B.weight"
+        name = f"{module}.lora_{kind[0].lower()}"
+        if name not in params or params[name].shape != value.T.shape:
+            raise ValueError(f"{adapter_dir}: {key} does not fit a LoRA layer of this base model "
+                             f"(mlx LoRA covers the linear layers of the transformer blocks)")
+        weights.append((name, value.T.astype(params[name].dtype)))
+    return weights
+
+
+def _write_atomically(dest: Path, write: Callable[[Path], None]) -> None:
+    """Fill a temporary folder next to `dest`, then rename it into place: a kill leaves the old or the new."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.tmp-"))
+    try:
+        write(tmp)
+        if dest.exists():  # rename cannot replace a non-empty folder: move the old one aside first
+            old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+            shutil.rmtree(old, ignore_errors=True)
+            dest.rename(old)
+            tmp.rename(dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _peak_memory_mb() -> float:
+    """Peak GPU memory mlx allocated on Metal; peak resident memory of the process on CPU."""
+    if mx.default_device() == mx.gpu:
+        return mx.get_peak_memory() / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (2**20 if sys.platform == "darwin" else 2**10)  # bytes on macOS, KiB on Linux

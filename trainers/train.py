@@ -1,0 +1,146 @@
+"""The train stage: the dataset from `docpipe generate` -> a LoRA adapter in OUT/runs/<id>/.
+
+The run id is a hash of what determines the result (dataset, base model, settings), so the same
+command after a crash finds the same folder and its checkpoints, and after success reuses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from docpipe import __version__, base_models
+from docpipe.config import DocpipeConfig, TrainConfig
+from docpipe.contracts import StageResult, TrainResult
+from docpipe.store import write_json
+from trainers import data, dispatch
+from trainers.backend import BackendUnavailable, Progress, TrainJob
+
+log = logging.getLogger(__name__)
+
+# Settings that change how fast a run goes, not what it produces: not part of the run id.
+_NOT_IN_RUN_ID = {"threads", "checkpoint_minutes", "backend", "device"}
+
+
+class TrainError(RuntimeError):
+    """Training could not produce an adapter on any backend; the message says why."""
+
+
+def auto_epochs(pairs: int) -> int:
+    """Passes over the data when the user gave none: 2 for thousands of pairs, up to 5 for a few hundred.
+
+    Early stopping on the held-out loss keeps the extra passes of a small dataset from overfitting.
+    """
+    return min(5, max(2, round(2000 / max(pairs, 1))))
+
+
+def run(out_dir: Path, cfg: DocpipeConfig, *, on_progress: Callable[[Progress], None] | None = None,
+        hardware: dispatch.Hardware | None = None) -> TrainResult:
+    """Train on OUT/dataset/ and write OUT/runs/<id>/ (adapter/, train_result.json, train_config.json)."""
+    out_dir, opts = Path(out_dir), cfg.train
+    started = time.monotonic()
+    rows = data.load(out_dir / "dataset", out_dir, with_dpo=opts.dpo)
+    base = base_models.resolve(opts.base_model, out_dir / "cache")
+    template = base_models.chat_template(base.path)
+    hw = hardware or dispatch.probe()
+    choice = dispatch.choose(opts.backend, opts.device, hw)
+    effective = opts.model_copy(update={"epochs": opts.epochs or auto_epochs(len(rows.train)),
+                                        "threads": dispatch.choose_threads(opts.threads, hw)})
+    run_dir = out_dir / "runs" / run_id(rows.sha256, base, effective)
+    done = run_dir / "train_result.json"
+    if done.is_file():
+        return TrainResult.model_validate_json(done.read_text(encoding="utf-8"))
+    write_json(run_dir / "train_config.json", _config_record(effective, base, choice))
+
+    def job(stage: str, choice: dispatch.Choice, train: list, held_out: list, init: Path | None) -> TrainJob:
+        return TrainJob(stage, base, train, held_out, run_dir / stage / f"{choice.backend}-{choice.device}", effective,
+                        effective.epochs if stage == "sft" else effective.dpo_epochs, choice.device, effective.threads,
+                        init, on_progress)
+
+    held_out = data.sample(rows.eval, opts.eval_max_pairs, opts.seed)
+    sft, used, fallbacks = _with_fallbacks(choice, hw, lambda c: job("sft", c, rows.train, held_out, None), "sft")
+    dpo = None
+    if opts.dpo:
+        dpo_choice = used if used.backend != "mlx" else dispatch.fallback_chain(used, hw)[0]  # mlx-lm has no DPO
+        train, held = _split_preferences(rows.dpo, opts)
+        dpo, _, more = _with_fallbacks(dpo_choice, hw, lambda c: job("dpo", c, train, held, Path(sft.adapter)), "dpo")
+        fallbacks += more
+    adapter = run_dir / "adapter"
+    _copy_folder(Path((dpo or sft).adapter), adapter)
+    result = TrainResult(
+        run_id=run_dir.name, backend=used.backend, device=_device_name(used, hw), dispatch=choice.reason,
+        fallbacks=fallbacks, base_model=base.name, base_path=str(base.path), base_source=base.source,
+        base_sha256=base.sha256, dequantised_from=base.dequantised_from, base_license=base.license,
+        chat_template=template, adapter=str(adapter), dataset_sha256=rows.sha256, sft=sft, dpo=dpo,
+        threads=effective.threads, wall_s=round(time.monotonic() - started, 2),
+        peak_memory_mb=max(s.peak_memory_mb for s in (sft, dpo) if s), config=_config_record(effective, base, used),
+        docpipe_version=__version__,
+    )
+    write_json(done, result)
+    return result
+
+
+def run_id(dataset_sha256: str, base: base_models.ResolvedBase, opts: TrainConfig) -> str:
+    identity = {"dataset": dataset_sha256, "base": base.sha256 or str(base.path),
+                "config": opts.model_dump(mode="json", exclude=_NOT_IN_RUN_ID)}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _with_fallbacks(choice: dispatch.Choice, hw: dispatch.Hardware, make_job: Callable[[dispatch.Choice], TrainJob],
+                    stage: str) -> tuple[StageResult, dispatch.Choice, list[str]]:
+    """Train with `choice`; if it fails, with each backend of its fallback chain in turn."""
+    failures: list[str] = []
+    for attempt in [choice, *dispatch.fallback_chain(choice, hw)]:
+        try:
+            return getattr(dispatch.load(attempt.backend), stage)(make_job(attempt)), attempt, failures
+        except (KeyboardInterrupt, data.DatasetError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - any backend failure moves down the chain, and is recorded
+            reason = f"{attempt.backend} on {attempt.device}: {_one_line(exc)}"
+            log.warning("%s failed: %s", stage, reason)
+            failures.append(reason)
+    raise TrainError(f"{stage} failed on every backend tried: " + "; ".join(failures))
+
+
+def _split_preferences(pairs: list[dict], opts: TrainConfig) -> tuple[list[dict], list[dict]]:
+    """A seeded sample (dpo_max_pairs) and a small held-out slice to watch the DPO loss on."""
+    pairs = data.sample(pairs, opts.dpo_max_pairs, opts.seed)
+    if len(pairs) < 20:
+        return pairs, []
+    shuffled = random.Random(opts.seed).sample(pairs, len(pairs))
+    held = min(64, len(pairs) // 10)
+    return shuffled[held:], shuffled[:held]
+
+
+def _config_record(opts: TrainConfig, base: base_models.ResolvedBase, choice: dispatch.Choice) -> dict:
+    return {**opts.model_dump(mode="json"), "backend": choice.backend, "device": choice.device,
+            "base_path": str(base.path), "base_sha256": base.sha256, "dequantised_from": base.dequantised_from}
+
+
+def _device_name(choice: dispatch.Choice, hw: dispatch.Hardware) -> str:
+    return f"cuda ({hw.cuda})" if choice.device == "cuda" and hw.cuda else choice.device
+
+
+def _copy_folder(source: Path, target: Path) -> None:
+    work = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        shutil.copytree(source, work, dirs_exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        work.rename(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+__all__ = ["BackendUnavailable", "TrainError", "auto_epochs", "run", "run_id"]
