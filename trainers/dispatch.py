@@ -58,8 +58,9 @@ def installed(package: str) -> bool:
     return importlib.util.find_spec(package) is not None
 
 
-def choose(backend: str, device: str, hw: Hardware, is_installed: Callable[[str], bool] = installed) -> Choice:
+def choose(backend: str, device: str, hw: Hardware, is_installed: Callable[[str], bool] | None = None) -> Choice:
     """The backend and device to train with; `backend`/`device` are the user's ("auto" or a name)."""
+    is_installed = is_installed or installed
     if backend == "auto":
         if hw.cuda:
             if is_installed("unsloth"):

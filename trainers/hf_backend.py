@@ -11,9 +11,13 @@ import math
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 from trainers.backend import BackendUnavailable, Progress, TrainJob
+
+# TRL 1.16 still calls transformers' deprecated is_gradient_checkpointing; harmless until transformers 6.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 try:
     import torch
@@ -122,9 +126,16 @@ def _common_args(job: TrainJob, plan: _Plan) -> dict:
         eval_steps=plan.eval_every if evaluating else None,
         save_strategy="no",  # checkpoints are timed by _TimedCheckpoints; the best adapter is kept by _KeepBest
         save_total_limit=1, seed=o.seed, data_seed=o.seed, report_to="none", disable_tqdm=True,
-        bf16=train_dtype(job.device) == torch.bfloat16, use_cpu=job.device == "cpu", gradient_checkpointing=False,
-        dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
+        bf16=train_dtype(job.device) == torch.bfloat16, use_cpu=job.device == "cpu",
+        dataloader_num_workers=0, include_num_input_tokens_seen="non_padding", **_no_checkpointing(),
     )
+
+
+def _no_checkpointing() -> dict:
+    # Recomputing activations saves memory a small model does not need, and costs time.
+    # transformers 5.2x renamed the option; the older name is kept for the unsloth pins.
+    fields = SFTConfig.__dataclass_fields__
+    return {"activation_checkpointing": False} if "activation_checkpointing" in fields else {"gradient_checkpointing": False}
 
 
 def _length_grouping(config_class) -> dict:

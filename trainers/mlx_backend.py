@@ -23,8 +23,8 @@ from trainers.data import sample
 
 try:
     import mlx.core as mx
-    import mlx.nn as nn
     import mlx.optimizers as optim
+    from mlx import nn
     from mlx.utils import tree_flatten, tree_unflatten
     from mlx_lm.tuner.datasets import ChatDataset
     from mlx_lm.tuner.utils import linear_to_lora_layers
@@ -35,7 +35,7 @@ except ImportError as exc:
 log = logging.getLogger(__name__)
 
 _PEFT_PREFIX = "base_model.model."  # where peft puts the wrapped model in its state dict
-_WARMUP_FRACTION = 0.05
+_WARMUP_SHARE = 0.03  # of all steps, before the linear decay (as the hf backend)
 
 
 @dataclass
@@ -65,6 +65,7 @@ class MLXBackend:
             The stage's result; its `adapter` is `job.work_dir / "adapter"`.
         """
         started = time.perf_counter()
+        # mlx has no CPU thread-count setting, so job.threads is not used here.
         device = mx.cpu if job.device == "cpu" else mx.default_device()
         with mx.stream(device):
             run = _Run(job)
@@ -95,8 +96,8 @@ class _Run:
         self.eval_batches = [_batch([held_out[i] for i in g]) for g in _length_groups(held_out, opts.batch_size)]
         self.groups = _length_groups(self.train_rows, opts.batch_size)
         self.steps_per_epoch = len(self.groups)
-        self.total = opts.max_steps or math.ceil(len(job.train_rows) / opts.batch_size * job.epochs)
-        self.eval_every = max(1, math.ceil(self.steps_per_epoch / opts.evals_per_epoch))
+        self.total = opts.max_steps or max(1, math.ceil(len(job.train_rows) / opts.batch_size * job.epochs))
+        self.eval_every = max(1, self.steps_per_epoch // opts.evals_per_epoch)
         self.optimizer = optim.Adam(learning_rate=_schedule(opts.learning_rate, self.total), bias_correction=True)
         self.state = _State(fingerprint={"base": str(job.base.path), "rank": self.rank, "alpha": self.alpha,
                                          "rows": len(job.train_rows), "batch_size": opts.batch_size, "seed": opts.seed})
@@ -188,7 +189,7 @@ class _Run:
 
         root = self.job.work_dir / "checkpoints"
         _write_atomically(root / f"step-{self.state.step:08d}", write)
-        for old in root.glob("step-*"):  # only the newest is needed to resume
+        for old in [*root.glob("step-*"), *root.glob(".step-*")]:  # the newest is all a resume needs; .tmp: killed saves
             if old.name != f"step-{self.state.step:08d}":
                 shutil.rmtree(old, ignore_errors=True)
 
@@ -230,7 +231,7 @@ def _build_model(base: Path, rank: int, alpha: float, dropout: float, seed: int,
     """
     model, tokenizer = load(str(base))
     if mx.default_device() == mx.cpu:
-        model.set_dtype(mx.float32)  # half precision is far slower on CPUs, and fp32 keeps parity with torch
+        model.set_dtype(mx.float32)  # as the hf backend trains on CPU; also what the torch parity test compares
     model.freeze()
     mx.random.seed(seed)  # lora_a's random init
     linear_to_lora_layers(model, len(model.layers), {"rank": rank, "scale": alpha / rank, "dropout": dropout})
@@ -308,11 +309,9 @@ def _held_out_loss(model, batches: list[tuple[mx.array, mx.array]]) -> float:
 
 
 def _schedule(peak: float, total: int) -> Callable:
-    """Linear warm-up over the first 5% of steps, then linear decay to zero (as the hf backend does)."""
-    warmup = round(total * _WARMUP_FRACTION)
+    """Linear warm-up over the first 3% of steps (at least one), then linear decay to zero, as the hf backend."""
+    warmup = max(1, round(total * _WARMUP_SHARE))
     decay = optim.linear_schedule(peak, 0.0, max(1, total - warmup))
-    if warmup == 0:
-        return decay
     return optim.join_schedules([optim.linear_schedule(0.0, peak, warmup), decay], [warmup])
 
 
@@ -325,7 +324,8 @@ def _write_peft(adapter_dir: Path, weights: dict, rank: int, alpha: float, dropo
     """Write mlx LoRA weights as a peft adapter (adapter_config.json + adapter_model.safetensors).
 
     mlx keeps lora_a as (in, r) and lora_b as (r, out) and computes x @ a @ b; peft's lora_A/lora_B
-    are torch Linear weights, (r, in) and (out, r): the same matrices transposed.
+    are torch Linear weights, (r, in) and (out, r): the same matrices transposed. mlx's scale is
+    alpha / rank (see `_build_model`), so peft's lora_alpha = scale * r = alpha.
     """
     tensors, modules = {}, set()
     for name, value in weights.items():
