@@ -178,6 +178,7 @@ class StageResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     stage: Annotated[str, Field(description="sft | dpo.")]
+    backend: Annotated[str, Field(description="Backend and device that ran the stage, e.g. 'hf on cpu' (DPO after mlx runs on hf).")] = ""
     adapter: Annotated[str, Field(description="Folder of the stage's best adapter (peft format).")]
     steps: Annotated[int, Field(ge=0, description="Optimiser steps taken (including those before a resume).")]
     epochs: Annotated[float, Field(ge=0, description="Passes over the training data completed.")]

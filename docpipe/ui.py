@@ -109,7 +109,7 @@ def train_table(result) -> Table:
         held = f", best held-out {stage.best_eval_loss:.3f} at step {stage.best_step}" if stage.best_eval_loss is not None else ""
         early = " (stopped early)" if stage.stopped_early else ""
         resumed = f", resumed from step {stage.resumed_from_step}" if stage.resumed_from_step else ""
-        table.add_row(stage.stage, f"{stage.steps} steps, {stage.epochs:g} epochs{early}{resumed}; {losses}{held}")
+        table.add_row(f"{stage.stage} ({stage.backend})", f"{stage.steps} steps, {stage.epochs:g} epochs{early}{resumed}; {losses}{held}")
         table.add_row(f"{stage.stage} speed", f"{stage.tokens_per_s:,.0f} tokens/s, peak memory {stage.peak_memory_mb:,.0f} MB")
     table.add_row("threads", str(result.threads))
     table.add_row("adapter", result.adapter)

@@ -121,6 +121,9 @@ def _common_args(job: TrainJob, plan: _Plan) -> dict:
     return dict(
         output_dir=str(plan.checkpoints), num_train_epochs=job.epochs, max_steps=o.max_steps or -1,
         per_device_train_batch_size=o.batch_size, per_device_eval_batch_size=o.batch_size,
+        # Stated, not left to defaults: unsloth's patched configs default to accumulation 2,
+        # 8-bit AdamW and weight decay, which would change the step count _Plan derives.
+        gradient_accumulation_steps=1, optim="adamw_torch", weight_decay=0.0,
         lr_scheduler_type="linear", warmup_steps=max(1, round(WARMUP_SHARE * plan.total_steps)),
         logging_steps=max(1, min(10, plan.eval_every)), eval_strategy="steps" if evaluating else "no",
         eval_steps=plan.eval_every if evaluating else None,
@@ -163,7 +166,6 @@ def _train(job: TrainJob, trainer, plan: _Plan) -> StageResult:
     if not plan.adapter.is_dir():  # nothing held out to choose by: the final adapter
         save_adapter(trainer.model, plan.adapter)
     wall = time.monotonic() - started
-    shutil.rmtree(plan.checkpoints, ignore_errors=True)  # the stage is done; its adapter is kept
     return StageResult(
         stage=job.stage, adapter=str(plan.adapter), steps=state.global_step, epochs=round(state.epoch or 0, 3),
         train_loss=_curve(state.log_history, "loss"), eval_loss=_curve(state.log_history, "eval_loss"),

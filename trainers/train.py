@@ -26,7 +26,7 @@ from trainers.backend import BackendUnavailable, Progress, TrainJob
 log = logging.getLogger(__name__)
 
 # Settings that change how fast a run goes, not what it produces: not part of the run id.
-_NOT_IN_RUN_ID = {"threads", "checkpoint_minutes", "backend", "device"}
+_NOT_IN_RUN_ID = {"threads", "checkpoint_minutes"}
 
 
 class TrainError(RuntimeError):
@@ -99,7 +99,11 @@ def _with_fallbacks(choice: dispatch.Choice, hw: dispatch.Hardware, make_job: Ca
     failures: list[str] = []
     for attempt in [choice, *dispatch.fallback_chain(choice, hw)]:
         try:
-            return getattr(dispatch.load(attempt.backend), stage)(make_job(attempt)), attempt, failures
+            job = make_job(attempt)
+            result = getattr(dispatch.load(attempt.backend), stage)(job)
+            result = result.model_copy(update={"backend": f"{attempt.backend} on {attempt.device}"})
+            shutil.rmtree(job.work_dir / "checkpoints", ignore_errors=True)  # the stage is done; its adapter is kept
+            return result, attempt, failures
         except (KeyboardInterrupt, data.DatasetError):
             raise
         except Exception as exc:  # noqa: BLE001 - any backend failure moves down the chain, and is recorded
