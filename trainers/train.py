@@ -51,6 +51,9 @@ def run(out_dir: Path, cfg: DocpipeConfig, *, on_progress: Callable[[Progress], 
     template = base_models.chat_template(base.path)
     hw = hardware or dispatch.probe()
     choice = dispatch.choose(opts.backend, opts.device, hw)
+    if opts.qlora and choice.backend != "unsloth":
+        raise BackendUnavailable(f"QLoRA (a 4-bit base) needs the unsloth backend on a CUDA GPU, and this run gets "
+                                 f"{choice.backend} on {choice.device}; drop --qlora")
     effective = opts.model_copy(update={"epochs": opts.epochs or auto_epochs(len(rows.train)),
                                         "threads": dispatch.choose_threads(opts.threads, hw)})
     run_dir = out_dir / "runs" / run_id(rows.sha256, base, effective)
