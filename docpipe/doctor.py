@@ -40,6 +40,18 @@ def tesseract_languages() -> list[str]:
     return [line.strip() for line in out.splitlines()[1:] if line.strip()]
 
 
+def training_backend() -> str:
+    """What `docpipe train` would use here, and why."""
+    from trainers.backend import BackendUnavailable
+    from trainers.dispatch import choose, probe
+
+    try:
+        choice = choose("auto", "auto", probe())
+    except BackendUnavailable as exc:
+        return str(exc)
+    return f"{choice.backend} on {choice.device} ({choice.reason})"
+
+
 def formats_available() -> dict[str, list[str]]:
     """Format -> engines that can run here, in routing order (empty: the format cannot be read)."""
     from docpipe.ingest.engines import missing_needs
@@ -56,6 +68,7 @@ def collect() -> dict:
         "python": f"{platform.python_version()} ({sys.executable})",
         "platform": f"{platform.system()} {platform.machine()}",
         "torch": torch_device(),
+        "training": training_backend(),
         "packages": {
             extra: {name: importlib.util.find_spec(name) is not None for name in names}
             for extra, names in OPTIONAL_PACKAGES.items()

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from docpipe.contracts import DatasetReport, IngestReport
+from docpipe.contracts import DatasetReport, IngestReport, TrainResult
 
 
 def summarize(out: Path) -> str:
     lines = [f"output folder: {out.resolve()}"]
     report_path = out / "ingest_report.json"
     if not report_path.exists():
-        return "\n".join(lines + ["ingest: not run yet"] + _dataset(out))
+        return "\n".join(lines + ["ingest: not run yet"] + _dataset(out) + _runs(out))
     report = IngestReport.model_validate(json.loads(report_path.read_text(encoding="utf-8")))
     failed = len(report.failures)
     lines.append(
@@ -22,7 +22,7 @@ def summarize(out: Path) -> str:
     lines += [f"  {path}: {reason}" for path, reason in list(report.failures.items())[:20]]
     if failed > 20:
         lines.append(f"  ... and {failed - 20} more in ingest_report.json")
-    return "\n".join(lines + _dataset(out))
+    return "\n".join(lines + _dataset(out) + _runs(out))
 
 
 def _dataset(out: Path) -> list[str]:
@@ -35,3 +35,22 @@ def _dataset(out: Path) -> list[str]:
         f"{report.documents_covered} of {report.documents_with_text} documents with text, "
         f"{report.splits.get('rejected', 0)} rejected; card: {out / 'dataset' / 'README.md'}"
     ]
+
+
+def _runs(out: Path) -> list[str]:
+    """One line per training run, newest first; a run without a result was interrupted (resumable)."""
+    runs = sorted((out / "runs").glob("*/train_config.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    if not runs:
+        return ["train: no runs yet (docpipe train)"]
+    lines = []
+    for config in runs:
+        result_path = config.parent / "train_result.json"
+        if not result_path.exists():
+            lines.append(f"train: run {config.parent.name} interrupted; the same `docpipe train` command resumes it")
+            continue
+        r = TrainResult.model_validate_json(result_path.read_text(encoding="utf-8"))
+        held = f", best held-out loss {r.sft.best_eval_loss:.3f}" if r.sft.best_eval_loss is not None else ""
+        dpo = " + DPO" if r.dpo else ""
+        lines.append(f"train: run {r.run_id}: {r.base_model} via {r.backend} on {r.device}, {r.sft.steps} SFT steps{dpo}"
+                     f"{held}; adapter: {r.adapter}")
+    return lines

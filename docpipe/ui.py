@@ -157,6 +157,7 @@ def doctor_table(info: dict) -> Table:
     table.add_row("python", info["python"])
     table.add_row("platform", info["platform"])
     table.add_row("torch", info["torch"])
+    table.add_row("training", info["training"])
     for extra, packages in info["packages"].items():
         table.add_row(f"docpipe\\[{extra}]", "  ".join(f"{n} {'yes' if ok else '[red]no[/red]'}" for n, ok in packages.items()))
     for name, where in info["programs"].items():

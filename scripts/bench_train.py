@@ -69,6 +69,7 @@ def run_docpipe(args, train: list[dict], adapter: Path) -> dict:
     import shutil
 
     import torch
+
     from docpipe.base_models import resolve
     from docpipe.config import TrainConfig
     from trainers.backend import TrainJob

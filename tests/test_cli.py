@@ -15,14 +15,14 @@ runner = CliRunner()
 def test_help_lists_the_commands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("ingest", "generate", "doctor", "status"):
+    for command in ("ingest", "generate", "train", "doctor", "status"):
         assert command in result.output
 
 
 def test_help_imports_nothing_heavy():
     code = (
         "import sys; from docpipe.cli import app; "
-        "heavy = [m for m in ('torch', 'unstructured', 'kreuzberg', 'transformers', 'llama_cpp', 'litellm', 'numpy', 'spacy', 'psutil') if m in sys.modules]; "
+        "heavy = [m for m in ('torch', 'unstructured', 'kreuzberg', 'transformers', 'llama_cpp', 'litellm', 'numpy', 'spacy', 'psutil', 'peft', 'trl', 'mlx', 'unsloth') if m in sys.modules]; "
         "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -94,6 +94,7 @@ def test_doctor_reports_engines_and_formats():
     info = json.loads(result.output)
     assert info["engines"]["zip"] == []
     assert "pdf" in info["formats"]
+    assert " on " in info["training"]  # e.g. "hf on cpu (no CUDA GPU: ...)"; every branch: tests/trainers/test_dispatch.py
 
 
 def _documents(out):

@@ -46,6 +46,9 @@ def test_train_writes_the_run_folder(out, tiny_model):
     assert "<|im_start|>" in result.chat_template  # the base's own template, recorded for chat and export
     assert result.base_source == "local folder" and result.dataset_sha256
     assert not list(run_dir.rglob("checkpoint-*"))  # finished stages keep their adapter, not their checkpoints
+    from docpipe.status import summarize
+
+    assert f"train: run {result.run_id}: {tiny_model} via hf on cpu, 2 SFT steps + DPO" in summarize(out)
 
 
 def test_the_same_command_reuses_a_finished_run_and_a_changed_setting_is_a_new_run(out, tiny_model, monkeypatch):
