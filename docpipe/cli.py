@@ -96,7 +96,7 @@ def generate(
 def train(
     out: OutOption = Path("docpipe-out"),
     config: ConfigOption = None,
-    base_model: Annotated[Optional[str], typer.Option("--base-model", "-b", help="Packaged base (smollm2-135m-instruct), a local HF model folder, or an id in the local HF cache.")] = None,
+    base_model: Annotated[Optional[str], typer.Option("--base-model", "-b", help="Packaged base (smollm2-135m-instruct, gemma-3-270m), a local HF model folder, or an id in the local HF cache.")] = None,
     backend: Annotated[Optional[str], typer.Option(help="auto, hf, unsloth or mlx.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or mps (hf backend).")] = None,
     epochs: Annotated[Optional[float], typer.Option(help="Passes over the training pairs (default: from the dataset size).")] = None,

