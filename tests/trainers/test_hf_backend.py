@@ -125,3 +125,24 @@ def test_long_pairs_are_split_into_micro_batches_that_fit_in_memory(monkeypatch,
     assert hf_backend.micro_batch(job, SimpleNamespace(config=smollm2), 837) == 1  # never below one pair
     plan = hf_backend._Plan(job, 2)
     assert (plan.micro_batch, plan.accumulation) == (2, 4)
+
+
+def test_the_plain_cpu_loss_equals_trls(tiny_model, rows, tmp_path):
+    """On CPU the loss is transformers' plain cross-entropy instead of TRL's chunked LM head (a third
+    of each step): same labels, so the same number."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from trainers.hf_backend import _PlainLossSFTTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    args = SFTConfig(output_dir=str(tmp_path), completion_only_loss=True, report_to="none", use_cpu=True, bf16=False)
+    losses = []
+    for trainer_class in (SFTTrainer, _PlainLossSFTTrainer):
+        trainer = trainer_class(model=model, args=args, train_dataset=Dataset.from_list(rows.train[:4]), processing_class=tokenizer)
+        batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+        with torch.no_grad():
+            losses.append(trainer.compute_loss(model, dict(batch)).item())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
