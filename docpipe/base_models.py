@@ -13,14 +13,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from docpipe.llm import packaged
-from docpipe.store import sha256_file
+from docpipe.store import atomic_folder, sha256_file
 
 DEFAULT_BASE = "smollm2-135m-instruct"
 _PROVENANCE = "docpipe_base.json"
@@ -137,18 +136,12 @@ def _converted(name: str, spec: _Packaged, cache_dir: Path) -> ResolvedBase:
     target = cache_dir / "base_models" / f"{name}-{spec.sha256[:12]}"
     if not (target / _PROVENANCE).is_file():
         gguf = spec.gguf(cache_dir)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-        try:
+        with atomic_folder(target) as work:  # whole or absent: an interrupted conversion leaves only a temp folder
             _convert(gguf, work, spec)
             (work / _PROVENANCE).write_text(json.dumps({"gguf": gguf.name, "sha256": spec.sha256, "quantisation": spec.quantisation,
                                                         "license": spec.license,
                                                         "chat_template": "supplied by docpipe" if spec.chat_template else "the gguf's",
                                                         "stop_tokens": list(spec.stop_tokens)}, indent=2) + "\n")
-            shutil.rmtree(target, ignore_errors=True)
-            work.rename(target)  # whole or absent: an interrupted conversion leaves only a temp folder
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
     return ResolvedBase(name, target, "packaged gguf", spec.sha256, spec.quantisation, spec.license)
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,24 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextmanager
+def atomic_folder(dest: Path) -> Iterator[Path]:
+    """Yield a temporary folder next to `dest` to fill; when the block ends without error it
+    replaces `dest` whole. A crash or kill leaves `dest` as it was (and at most a dot-folder)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    try:
+        yield work
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        if dest.exists():  # rename cannot replace a non-empty folder: move the old one aside first
+            shutil.rmtree(old, ignore_errors=True)
+            dest.rename(old)
+        work.rename(dest)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def write_json(path: Path, obj: Any) -> None:

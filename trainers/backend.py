@@ -52,5 +52,14 @@ class Backend(Protocol):
     def dpo(self, job: TrainJob) -> StageResult: ...
 
 
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / 2**20 if sys.platform == "darwin" else peak / 1024, 1)  # bytes on macOS, KiB on Linux
+
+
 class BackendUnavailable(RuntimeError):
     """The backend cannot run here (package missing, no GPU); the message says why and what to do."""

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
-from trainers.backend import BackendUnavailable, Progress, TrainJob
+from docpipe.store import atomic_folder
+from trainers.backend import BackendUnavailable, Progress, TrainJob, peak_rss_mb
 
 # TRL 1.16 still calls transformers' deprecated is_gradient_checkpointing; harmless until transformers 6.
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
@@ -236,24 +235,12 @@ def _train(job: TrainJob, trainer, plan: _Plan) -> StageResult:
 
 def save_adapter(model, folder: Path) -> None:
     """Write the trained adapter (only it: DPO's frozen reference copy stays behind) whole or not at all."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+    with atomic_folder(folder) as work:
         model.save_pretrained(str(work), selected_adapters=["default"])
-        shutil.rmtree(folder, ignore_errors=True)
-        work.rename(folder)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def peak_memory_mb(device: str) -> float:
-    if device == "cuda":
-        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    import resource
-    import sys
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / 2**20 if sys.platform == "darwin" else peak / 1024, 1)  # bytes on macOS, KiB on Linux
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1) if device == "cuda" else peak_rss_mb()
 
 
 def _last_checkpoint(folder: Path) -> Path | None:

@@ -6,19 +6,16 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import random
-import resource
 import shutil
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from docpipe.contracts import LossPoint, StageResult
-from trainers.backend import BackendUnavailable, Progress, TrainJob
+from docpipe.store import atomic_folder
+from trainers.backend import BackendUnavailable, Progress, TrainJob, peak_rss_mb
 from trainers.data import sample
 
 try:
@@ -188,7 +185,8 @@ class _Run:
             (folder / "state.json").write_text(json.dumps(asdict(self.state)), encoding="utf-8")
 
         root = self.job.work_dir / "checkpoints"
-        _write_atomically(root / f"step-{self.state.step:08d}", write)
+        with atomic_folder(root / f"step-{self.state.step:08d}") as folder:
+            write(folder)
         for old in [*root.glob("step-*"), *root.glob(".step-*")]:  # the newest is all a resume needs; .tmp: killed saves
             if old.name != f"step-{self.state.step:08d}":
                 shutil.rmtree(old, ignore_errors=True)
@@ -340,7 +338,8 @@ def _write_peft(adapter_dir: Path, weights: dict, rank: int, alpha: float, dropo
         mx.save_safetensors(str(folder / "adapter_model.safetensors"), tensors, metadata={"format": "pt"})
         (folder / "adapter_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
 
-    _write_atomically(adapter_dir, write)
+    with atomic_folder(adapter_dir) as folder:
+        write(folder)
     return adapter_dir
 
 
@@ -358,28 +357,8 @@ def _from_peft(model, adapter_dir: Path) -> list[tuple[str, mx.array]]:
     return weights
 
 
-def _write_atomically(dest: Path, write: Callable[[Path], None]) -> None:
-    """Fill a temporary folder next to `dest`, then rename it into place: a kill leaves the old or the new."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.tmp-"))
-    try:
-        write(tmp)
-        if dest.exists():  # rename cannot replace a non-empty folder: move the old one aside first
-            old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-            shutil.rmtree(old, ignore_errors=True)
-            dest.rename(old)
-            tmp.rename(dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def _peak_memory_mb() -> float:
     """Peak GPU memory mlx allocated on Metal; peak resident memory of the process on CPU."""
     if mx.default_device() == mx.gpu:
         return mx.get_peak_memory() / 2**20
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / (2**20 if sys.platform == "darwin" else 2**10)  # bytes on macOS, KiB on Linux
+    return peak_rss_mb()

@@ -11,7 +11,6 @@ import json
 import logging
 import random
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 from docpipe import __version__, base_models
 from docpipe.config import DocpipeConfig, TrainConfig
 from docpipe.contracts import StageResult, TrainResult
-from docpipe.store import write_json
+from docpipe.store import atomic_folder, write_json
 from trainers import data, dispatch
 from trainers.backend import BackendUnavailable, Progress, TrainJob
 
@@ -136,13 +135,8 @@ def _device_name(choice: dispatch.Choice, hw: dispatch.Hardware) -> str:
 
 
 def _copy_folder(source: Path, target: Path) -> None:
-    work = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
+    with atomic_folder(target) as work:
         shutil.copytree(source, work, dirs_exist_ok=True)
-        shutil.rmtree(target, ignore_errors=True)
-        work.rename(target)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -82,7 +82,7 @@ def test_unsloth_backend_loads_offline_adds_lora_and_trains_through_the_shared_p
     assert name == "from_pretrained" and load["model_name"] == str(tiny_model)
     assert load["load_in_4bit"] is True and load["local_files_only"] is True and load["max_seq_length"] == 1024
     assert FakeFastLanguageModel.calls[1] == ("get_peft_model", dict(r=8, target_modules="all-linear", lora_alpha=32,
-                                                                     lora_dropout=0.05, random_state=0))
+                                                                     lora_dropout=0.0, random_state=0))
     assert FakeFastLanguageModel.calls[2] == ("for_training", {})
     assert os.environ["UNSLOTH_DISABLE_STATISTICS"] == "1" and os.environ["HF_HUB_OFFLINE"] == "1"  # never phones home
     assert sft.steps == 2 and sft.train_loss
