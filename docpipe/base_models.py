@@ -148,7 +148,9 @@ def _converted(name: str, spec: _Packaged, cache_dir: Path) -> ResolvedBase:
 def _convert(gguf: Path, out: Path, spec: _Packaged) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils.logging import disable_progress_bar
 
+    disable_progress_bar()  # docpipe's commands draw their own progress; tqdm bars would interleave with them
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # transformers marks a GGUF-loaded model as quantized and refuses to save it; the weights
