@@ -130,7 +130,7 @@ def run_plain_trl(args, train: list[dict], adapter: Path) -> dict:
                           "learning_rate": trainer.args.learning_rate}}
 
 
-def held_out_loss(base_path: Path, adapter: Path, rows: list[dict], max_tokens: int = 1024) -> float:
+def held_out_loss(base_path: Path, adapter: Path | None, rows: list[dict], max_tokens: int = 1024) -> float:
     """Mean loss per assistant token over `rows`: the one yardstick for both contenders (fp32, eval mode)."""
     import torch
     from peft import PeftModel
@@ -138,7 +138,7 @@ def held_out_loss(base_path: Path, adapter: Path, rows: list[dict], max_tokens: 
 
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
-    model = PeftModel.from_pretrained(model, str(adapter)).eval()
+    model = (PeftModel.from_pretrained(model, str(adapter)) if adapter else model).eval()  # no adapter: the base
     total, count = 0.0, 0
     with torch.inference_mode():
         for row in rows:
