@@ -46,7 +46,7 @@ def _runs(out: Path) -> list[str]:
     for config in runs:
         result_path = config.parent / "train_result.json"
         if not result_path.exists():
-            lines.append(f"train: run {config.parent.name} interrupted; the same `docpipe train` command resumes it")
+            lines.append(f"train: run {config.parent.name} not finished (running, or interrupted: the same `docpipe train` command resumes it)")
             continue
         r = TrainResult.model_validate_json(result_path.read_text(encoding="utf-8"))
         held = f", best held-out loss {r.sft.best_eval_loss:.3f}" if r.sft.best_eval_loss is not None else ""
