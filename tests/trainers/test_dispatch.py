@@ -108,3 +108,14 @@ def test_help_does_not_import_training_packages():
                         "r = CliRunner().invoke(app, ['train', '--help'])\nassert r.exit_code == 0, r.output\nprint(r.output)")
     assert done.returncode == 0, done.stderr
     assert "--base-model" in done.stdout
+
+
+def test_training_never_reaches_the_network():
+    """huggingface_hub started a telemetry thread during `docpipe train`; the trainers package turns it off."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY", "DO_NOT_TRACK")}
+    code = ("import trainers\nfrom huggingface_hub import constants\n"
+            "print(constants.HF_HUB_OFFLINE, constants.HF_HUB_DISABLE_TELEMETRY)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert done.stdout.split() == ["True", "True"], done.stderr
