@@ -100,10 +100,14 @@ def _with_fallbacks(choice: dispatch.Choice, hw: dispatch.Hardware, make_job: Ca
     """Train with `choice`; if it fails, with each backend of its fallback chain in turn."""
     failures: list[str] = []
     for attempt in [choice, *dispatch.fallback_chain(choice, hw)]:
+        job = make_job(attempt)
+        done = job.work_dir / "stage_result.json"
+        if done.is_file():  # finished before a later stage was interrupted: not trained again
+            return StageResult.model_validate_json(done.read_text(encoding="utf-8")), attempt, failures
         try:
-            job = make_job(attempt)
             result = getattr(dispatch.load(attempt.backend), stage)(job)
             result = result.model_copy(update={"backend": f"{attempt.backend} on {attempt.device}"})
+            write_json(done, result)
             shutil.rmtree(job.work_dir / "checkpoints", ignore_errors=True)  # the stage is done; its adapter is kept
             return result, attempt, failures
         except (KeyboardInterrupt, data.DatasetError):

@@ -95,6 +95,36 @@ def test_kill_9_mid_training_resumes_from_the_last_checkpoint(out, tiny_model, t
     assert result.sft.best_eval_loss == pytest.approx(whole.sft.best_eval_loss, rel=1e-3)
 
 
+def test_a_run_stopped_during_dpo_does_not_train_sft_again(out, tiny_model, monkeypatch):
+    """A kill during DPO once made the same command retrain SFT from scratch (10 minutes on the corpus)."""
+    real_load = dispatch.load
+
+    class StopsInDPO:
+        def __init__(self, backend):
+            self.backend = backend
+
+        def sft(self, job):
+            return self.backend.sft(job)
+
+        def dpo(self, job):
+            raise KeyboardInterrupt  # Ctrl-C
+
+    monkeypatch.setattr(dispatch, "load", lambda name: StopsInDPO(real_load(name)))
+    with pytest.raises(KeyboardInterrupt):
+        train.run(out, _cfg(tiny_model, dpo=True, max_steps=2), hardware=CPU)
+
+    class NoSFT(StopsInDPO):
+        def sft(self, job):
+            pytest.fail("SFT was finished and is trained again")
+
+        def dpo(self, job):
+            return self.backend.dpo(job)
+
+    monkeypatch.setattr(dispatch, "load", lambda name: NoSFT(real_load(name)))
+    result = train.run(out, _cfg(tiny_model, dpo=True, max_steps=2), hardware=CPU)
+    assert result.sft.steps == 2 and result.dpo.steps == 2
+
+
 def test_bad_input_is_one_clear_line(out, tiny_model, tmp_path):
     runner = CliRunner()
     empty = tmp_path / "nothing"
