@@ -173,7 +173,8 @@ def _eos_ids(tokenizer, eos: int | list[int] | None, stop_tokens: tuple[str, ...
     for token in stop_tokens:
         if token not in special:
             raise BaseModelError(f"{token!r} is not a special token of this tokenizer: the chat template could not end a turn")
-        ids += [] if special[token] in ids else [special[token]]
+        if special[token] not in ids:
+            ids.append(special[token])
     return ids
 
 

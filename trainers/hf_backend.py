@@ -12,7 +12,7 @@ import time
 import warnings
 from pathlib import Path
 
-from docpipe.store import atomic_folder
+from docpipe.store import atomic_folder, write_json
 from trainers.backend import BackendUnavailable, Progress, TrainJob, peak_rss_mb
 
 # TRL 1.16 still calls transformers' deprecated is_gradient_checkpointing; harmless until transformers 6.
@@ -287,8 +287,8 @@ class _KeepBest(TrainerCallback):
             self.bad += 1
             if self.bad >= self.patience:
                 control.should_training_stop = self.stopped = True
-        self.state_file.write_text(json.dumps({"best": self.best, "best_step": self.best_step, "bad": self.bad,
-                                               "stopped": self.stopped}))
+        # Atomic: a kill mid-write must not leave a file the resumed run cannot read.
+        write_json(self.state_file, {"best": self.best, "best_step": self.best_step, "bad": self.bad, "stopped": self.stopped})
 
 
 class _Reporter(TrainerCallback):
