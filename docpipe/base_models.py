@@ -10,6 +10,7 @@ is not the original 16-bit model and later stages (merge, export) report it.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -34,12 +35,14 @@ GEMMA_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 # Gemma 3's turn format (as its -it models use it), written for text-only chats: Gemma has no
 # system role, so a system message opens the first user turn. The template emits <bos> itself;
 # apply_chat_template(tokenize=True) and TRL tokenize without adding special tokens, so BOS is once.
+# Unlike Google's, it does not trim message content: Ollama's Go templates cannot trim, and the
+# exported Modelfile must render exactly what training saw.
 GEMMA3_CHAT_TEMPLATE = (
     "{{ bos_token }}"
     "{%- set system = messages[0]['content'] + '\\n\\n' if messages and messages[0]['role'] == 'system' else '' -%}"
     "{%- for message in messages if message['role'] != 'system' -%}"
     "{{ '<start_of_turn>' + ('model' if message['role'] == 'assistant' else message['role']) + '\\n' }}"
-    "{{ (system if loop.first else '') + message['content'] | trim }}{{ '<end_of_turn>\\n' }}"
+    "{{ (system if loop.first else '') + message['content'] }}{{ '<end_of_turn>\\n' }}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt %}<start_of_turn>model\n{% endif -%}"
 )
@@ -133,7 +136,10 @@ def _from_hf_cache(name: str) -> ResolvedBase:
 
 def _converted(name: str, spec: _Packaged, cache_dir: Path) -> ResolvedBase:
     """The packaged GGUF as an HF folder, converted on first use and reused after."""
-    target = cache_dir / "base_models" / f"{name}-{spec.sha256[:12]}"
+    key = spec.sha256[:12]
+    if spec.chat_template:  # a template docpipe supplies is part of the converted folder: a new one, a new folder
+        key += "-" + hashlib.sha256(spec.chat_template.encode()).hexdigest()[:8]
+    target = cache_dir / "base_models" / f"{name}-{key}"
     if not (target / _PROVENANCE).is_file():
         gguf = spec.gguf(cache_dir)
         with atomic_folder(target) as work:  # whole or absent: an interrupted conversion leaves only a temp folder
@@ -176,6 +182,16 @@ def _eos_ids(tokenizer, eos: int | list[int] | None, stop_tokens: tuple[str, ...
         if special[token] not in ids:
             ids.append(special[token])
     return ids
+
+
+def source_gguf(folder: Path, cache_dir: Path) -> Path | None:
+    """The GGUF a packaged base was converted from (export copies its tokenizer and settings), or None."""
+    provenance = folder / _PROVENANCE
+    if not provenance.is_file():
+        return None
+    sha256 = json.loads(provenance.read_text(encoding="utf-8"))["sha256"]
+    spec = next((spec for spec in PACKAGED.values() if spec.sha256 == sha256), None)
+    return spec.gguf(Path(cache_dir)) if spec else None
 
 
 def _license(folder: Path) -> str | None:

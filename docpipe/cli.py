@@ -23,9 +23,12 @@ ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YA
 
 
 def _fail(message: str, code: int = 2) -> None:
+    from rich.markup import escape
+
     from docpipe.ui import console
 
-    console.print(f"[red]error:[/red] {message}", soft_wrap=True)  # one line, never wrapped
+    # escaped: hints such as pip install 'docpipe[local]' are not rich markup
+    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)  # one line, never wrapped
     raise typer.Exit(code)
 
 
@@ -126,6 +129,41 @@ def train(
 
 
 @app.command()
+def export(
+    out: OutOption = Path("docpipe-out"),
+    config: ConfigOption = None,
+    run: Annotated[Optional[str], typer.Option("--run", help="Run id under OUT/runs/ (default: the latest finished run).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", "-n", help="Model name for the files and `ollama create` (default: the output folder's name).")] = None,
+    quant: Annotated[Optional[list[str]], typer.Option("--quant", "-q", help="GGUF type to write, repeatable: f16, bf16, f32, q8_0, q6_k, q5_k_m, q4_k_m, q4_0 (default: f16, q8_0, q4_k_m).")] = None,
+    modelfile_quant: Annotated[Optional[str], typer.Option("--modelfile-quant", help="The GGUF the Modelfile uses (default: q8_0).")] = None,
+) -> None:
+    """Write GGUF files, a parity report, an Ollama Modelfile and a model card to OUT/export/ (after `docpipe train`)."""
+    from docpipe.ui import console, export_table
+    from export import ExportError
+    from export.card import ollama_commands
+    from export.pipeline import run as export_run
+
+    cfg = _config(config, {"export.run": run, "export.name": name, "export.quantizations": quant or None,
+                           "export.modelfile_quantization": modelfile_quant})
+    try:
+        with console.status("exporting") as status:
+            result = export_run(out, cfg, on_step=lambda message: status.update(message))
+    except ExportError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]: finished GGUF files are kept; run the same command to resume")
+        raise typer.Exit(130)
+    console.print(export_table(result))
+    folder = out / "export"
+    if not result.passed:
+        failed = "; ".join(f"{p.file}: {p.reason}" for p in result.parity if p.gate == "fail")
+        _fail(f"the parity gate failed ({failed}): no Modelfile written; details in {folder / 'parity.json'}", code=1)
+    console.print(f"wrote {folder} (Modelfile, parity.json, README.md). To run it in Ollama:")
+    for line in ollama_commands(result, str(folder / "Modelfile")):
+        console.print(f"  {line}", soft_wrap=True, markup=False)
+
+
+@app.command()
 def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
     """Show what this machine has: Python, torch device, optional backends, system parsers, readable formats."""
     from docpipe.doctor import collect
@@ -148,6 +186,36 @@ def status(out: OutOption = Path("docpipe-out")) -> None:
     if not out.is_dir():
         _fail(f"no output folder at {out}: run `docpipe ingest DIR --out {out}` first")
     typer.echo(summarize(out))
+
+
+@app.command()
+def chat(
+    gguf: Annotated[Path, typer.Argument(help="The exported .gguf model.")],
+    system: Annotated[Optional[str], typer.Option(help="System prompt (default: the one docpipe export wrote into the GGUF; '' for none).")] = None,
+    prompt: Annotated[Optional[str], typer.Option("--prompt", "-p", help="Answer this one question and exit, instead of a conversation.")] = None,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Longest reply, in tokens.")] = 512,
+    temperature: Annotated[float, typer.Option(min=0.0, help="Sampling temperature; 0 always takes the likeliest token.")] = 0.2,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads (default: all cores but one, at most 4).")] = None,
+) -> None:
+    """Ask questions of an exported GGUF with the chat template it was trained with; replies stream as they come."""
+    import sys
+
+    if not gguf.is_file():
+        _fail(f"no GGUF file at {gguf}")
+    with gguf.open("rb") as file:
+        if file.read(4) != b"GGUF":
+            _fail(f"{gguf} is not a GGUF file (it does not start with the GGUF magic)")
+    try:
+        from export.chat import ChatError
+        from export.chat import chat as run_chat
+    except ImportError as exc:
+        _fail(str(exc))
+    try:
+        run_chat(gguf, system=system, prompt=prompt, max_tokens=max_tokens, temperature=temperature, threads=threads, out=sys.stdout)
+    except ChatError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        raise typer.Exit(130)
 
 
 def _version(value: bool) -> None:

@@ -106,6 +106,40 @@ class TrainConfig(BaseModel):
     dpo_max_pairs: Annotated[int | None, Field(ge=1, description="Use at most this many preference pairs (a seeded sample); empty = all.")] = None
 
 
+class ParityThresholds(BaseModel):
+    """When an exported file fails the parity gate (export.parity): its token ids must always match."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_top1: Annotated[float, Field(ge=0, le=1, description="Least share of positions where the GGUF's most likely next token is the trained model's.")]
+    max_mean_kl: Annotated[float, Field(ge=0, description="Largest mean KL divergence (trained || GGUF) over all positions, in nats.")]
+
+
+class ExportConfig(BaseModel):
+    """GGUF files, the parity gate and the Ollama Modelfile (`docpipe export`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str | None, Field(description="Model name for files and `ollama create` (lowercase letters, digits, '.', '-', '_'); empty = from the output folder's name.")] = None
+    run: Annotated[str | None, Field(description="Run id under runs/ to export; empty = the latest finished run.")] = None
+    quantizations: Annotated[list[Literal["f16", "bf16", "f32", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0"]], Field(min_length=1, description="GGUF files to write; the first of f16/bf16/f32 listed is written with gguf-py, the rest quantised from it with llama.cpp.")] = ["f16", "q8_0", "q4_k_m"]
+    modelfile_quantization: Annotated[str, Field(description="The GGUF the Modelfile's FROM names; must be in quantizations.")] = "q8_0"
+    parity_chats: Annotated[int, Field(ge=1, description="Held-out conversations the parity gate compares logits on.")] = 8
+    parity_max_tokens: Annotated[int, Field(ge=16, description="Tokens per parity conversation (longer ones are cut).")] = 256
+    gate: Annotated[dict[str, ParityThresholds], Field(description="Thresholds that fail the export, per quantisation; the others' figures are reported only.")] = {
+        # Measured on SmolLM2-135M (fine-tuned): f16 top-1 0.991, KL 8e-6; q8_0 0.912, 0.0056; q4_k_m 0.864, 0.069.
+        "f16": ParityThresholds(min_top1=0.97, max_mean_kl=1e-3),
+        "bf16": ParityThresholds(min_top1=0.95, max_mean_kl=5e-3),
+        "f32": ParityThresholds(min_top1=0.99, max_mean_kl=1e-4),
+        "q8_0": ParityThresholds(min_top1=0.85, max_mean_kl=0.02),
+    }
+    temperature: Annotated[float, Field(ge=0, description="Ollama sampling temperature: low, for factual answers from the documents.")] = 0.2
+    top_p: Annotated[float, Field(gt=0, le=1, description="Ollama nucleus sampling.")] = 0.9
+    repeat_penalty: Annotated[float, Field(gt=0, description="Small models loop without one.")] = 1.1
+    num_ctx: Annotated[int | None, Field(ge=256, description="Ollama context window; empty = the training context (train.max_seq_tokens).")] = None
+    threads: Annotated[int | None, Field(ge=1, description="CPU threads for quantising and the parity runs; empty = the cores not busy.")] = None
+
+
 class DocpipeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -113,6 +147,7 @@ class DocpipeConfig(BaseModel):
     llm: Annotated[LLMConfig, Field(description="The model that writes questions, and the gateway's limits.")] = LLMConfig()
     generate: Annotated[GenerateConfig, Field(description="Chunking, Q&A generation and curation.")] = GenerateConfig()
     train: Annotated[TrainConfig, Field(description="Fine-tuning.")] = TrainConfig()
+    export: Annotated[ExportConfig, Field(description="GGUF export and the Ollama Modelfile.")] = ExportConfig()
 
 
 class ConfigError(ValueError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -219,4 +219,41 @@ class TrainResult(BaseModel):
     wall_s: Annotated[float, Field(ge=0, description="Wall time of this process's training.")]
     peak_memory_mb: Annotated[float, Field(ge=0)]
     config: Annotated[dict, Field(description="The effective training settings, epochs and steps resolved.")]
+    docpipe_version: str
+
+
+class QuantParity(BaseModel):
+    """One exported GGUF against the trained model (export.parity)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    quantization: Annotated[str, Field(description="f16 | bf16 | f32 | q8_0 | q4_k_m | ...")]
+    file: Annotated[str, Field(description="The GGUF's file name, in the export folder.")]
+    size_mb: Annotated[float, Field(ge=0)]
+    write_s: Annotated[float, Field(ge=0, description="Seconds to write (gguf-py) or quantise (llama.cpp) this file.")]
+    token_mismatches: Annotated[list[str], Field(description="Probes whose llama.cpp token ids differ from the trained tokenizer's; one line each.")] = []
+    positions: Annotated[int, Field(ge=0, description="Next-token distributions compared.")]
+    top1_agreement: Annotated[float | None, Field(description="Share of positions where both pick the same most likely token.")] = None
+    mean_kl: Annotated[float | None, Field(description="Mean KL(trained || GGUF) in nats.")] = None
+    max_kl: Annotated[float | None, Field(description="Largest KL at one position.")] = None
+    gate: Annotated[Literal["pass", "fail", "report"], Field(description="pass/fail against export.gate's thresholds; report: figures only (tokens must still match).")]
+    reason: Annotated[str | None, Field(description="Why it failed.")] = None
+
+
+class ExportResult(BaseModel):
+    """What `docpipe export` made: export/export_result.json; parity.json holds `parity`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    run_id: str
+    base_model: str
+    merge_base: Annotated[str, Field(description="What the adapter was merged into, e.g. 'float32 dequantised from Q4_1'.")]
+    warnings: Annotated[list[str], Field(description="Things a user should know, e.g. a quantisation of an already quantised base.")] = []
+    parity: list[QuantParity]
+    passed: Annotated[bool, Field(description="Every gated file passed and every file's tokens matched.")]
+    modelfile: Annotated[str | None, Field(description="The Modelfile's path; None when the gate failed (no Modelfile for a broken model).")] = None
+    modelfile_quantization: str
+    chat_template_family: Annotated[str, Field(description="chatml | gemma: the Ollama template written.")]
+    wall_s: Annotated[float, Field(ge=0)]
     docpipe_version: str

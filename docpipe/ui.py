@@ -170,3 +170,19 @@ def doctor_table(info: dict) -> Table:
     table.add_row(f"formats readable ({len(readable)})", " ".join(readable))
     table.add_row(f"formats not readable ({len(unreadable)})", " ".join(unreadable) or "none")
     return table
+
+
+def export_table(result) -> Table:
+    table = Table(title=f"export {result.name}: run {result.run_id}, {result.base_model} ({result.merge_base}) in {result.wall_s:.0f} s")
+    for column in ("file", "size", "written in", "token ids", "top-1", "mean KL", "gate"):
+        table.add_column(column)
+    colours = {"pass": "green", "fail": "red", "report": "yellow"}
+    for p in result.parity:
+        table.add_row(p.file, f"{p.size_mb:.0f} MB", f"{p.write_s:.1f} s",
+                      "same" if not p.token_mismatches else f"[red]{len(p.token_mismatches)} differ[/red]",
+                      "n/a" if p.top1_agreement is None else f"{p.top1_agreement:.3f}",
+                      "n/a" if p.mean_kl is None else f"{p.mean_kl:.2e}",
+                      f"[{colours[p.gate]}]{p.gate}[/{colours[p.gate]}]" + (f" ({p.reason})" if p.reason else ""))
+    for warning in result.warnings:
+        table.caption = (table.caption + "\n" if table.caption else "") + f"note: {warning}"
+    return table

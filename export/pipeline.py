@@ -1,0 +1,250 @@
+"""The export stage: a finished training run -> OUT/export/ with GGUF files, parity.json, a
+Modelfile and a model card.
+
+Order: load the trained model (base + adapter), take the parity reference from it, merge, write
+the float GGUF with gguf-py, quantise the rest with llama.cpp, then compare every file with the
+reference. The Modelfile is written only when the gate passes, so `ollama create` never gets a
+file that behaves unlike the trained model. GGUF files are written atomically and recorded in a
+manifest as they finish: an interrupted export keeps what it finished and resumes after it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from docpipe import __version__, base_models
+from docpipe.config import DocpipeConfig, ExportConfig
+from docpipe.contracts import ExportResult, QuantParity, TrainResult
+from docpipe.store import atomic_write_text, iter_jsonl, sha256_file, stable_hash, write_json
+from export import ExportError
+
+FLOATS = ("f16", "bf16", "f32")  # written by gguf-py; every other type is quantised from the first of these
+
+
+def run(out_dir: Path, cfg: DocpipeConfig, *, on_step: Callable[[str], None] | None = None) -> ExportResult:
+    """Export the run `cfg.export.run` (default: the latest finished one) into OUT/export/."""
+    from export import gguf_writer, parity, quantize
+    from export.merge import load_trained, merged_state
+    from export.modelfile import render_modelfile
+    from export.ollama_template import TemplateError, ollama_template
+    from trainers.dispatch import choose_threads, probe
+
+    step = on_step or (lambda _message: None)
+    out_dir, opts = Path(out_dir), cfg.export
+    started = time.monotonic()
+    trained = finished_run(out_dir, opts.run)
+    name = model_name(opts.name, out_dir)
+    _check_quantizations(opts)
+    export_dir = out_dir / "export"
+    export_dir.mkdir(parents=True, exist_ok=True)
+    threads = choose_threads(opts.threads, probe())
+    base = Path(trained.base_path)
+    if not base.is_dir():
+        raise ExportError(f"the run's base model folder {base} is gone; run `docpipe train` again to restore it")
+
+    step("loading the trained model")
+    model, tokenizer = load_trained(base, Path(trained.adapter))
+    source = base_models.source_gguf(base, out_dir / "cache")
+    tokenizer_fields = _tokenizer_fields(source, base, tokenizer, model.config.vocab_size)
+    add_bos = next((f.value for f in tokenizer_fields if f.key == "tokenizer.ggml.add_bos_token"), False)
+    try:
+        template = ollama_template(lambda m: tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True),
+                                   bos_token=tokenizer.bos_token, eos_token=tokenizer.eos_token, add_bos=bool(add_bos))
+    except TemplateError as exc:
+        raise ExportError(str(exc)) from None
+    system = training_system_prompt(out_dir / "dataset")
+
+    step("computing the trained model's reference logits")
+    reference = parity.reference(model, tokenizer, _parity_conversations(out_dir / "dataset", opts.parity_chats),
+                                 runtime_bos=template.runtime_bos, max_tokens=opts.parity_max_tokens)
+    warnings = _warnings(trained, opts)
+    merge_base = f"float32 dequantised from {trained.dequantised_from}" if trained.dequantised_from else "float32"
+    provenance = {"run_id": trained.run_id, "base_model": trained.base_model, "base_sha256": trained.base_sha256,
+                  "adapter_sha256": sha256_file(Path(trained.adapter) / "adapter_model.safetensors"),
+                  "dataset_sha256": trained.dataset_sha256, "merge_base": merge_base, "docpipe_version": __version__}
+    key = stable_hash(provenance, name, system, opts.quantizations)
+    manifest_path = export_dir / "export_manifest.json"
+    manifest = _read_manifest(manifest_path, key)
+
+    master = next((q for q in opts.quantizations if q in FLOATS), "f16")
+    files = {q: export_dir / f"{name}-{q}.gguf" for q in opts.quantizations}
+    master_path = files.get(master, out_dir / "cache" / "export" / f"{name}-{master}.gguf")
+    if not _done(manifest, master, master_path):
+        step(f"merging the adapter and writing {master_path.name}")
+        tick = time.monotonic()
+        fields = [*tokenizer_fields, *_metadata(name, trained, tokenizer.chat_template, system, provenance)]
+        state, config = merged_state(model), model.config
+        _atomic(master_path, lambda tmp: gguf_writer.write_gguf(tmp, state, config, fields, dtype=master, source=source))
+        del state
+        _record(manifest_path, manifest, master, master_path, time.monotonic() - tick)
+    del model  # the GGUFs and the reference logits are all that is needed from here
+    for quant, path in files.items():
+        if quant == master or _done(manifest, quant, path):
+            continue
+        step(f"quantising {path.name}")
+        tick = time.monotonic()
+        if quant in FLOATS:
+            raise ExportError(f"list only one of {', '.join(FLOATS)} in export.quantizations")
+        _atomic(path, lambda tmp, q=quant: quantize.quantize(master_path, tmp, q, threads))
+        _record(manifest_path, manifest, quant, path, time.monotonic() - tick)
+
+    results = []
+    for quant, path in files.items():
+        step(f"checking {path.name} against the trained model")
+        figures = parity.compare(path, reference, threads=threads)
+        results.append(_judge(quant, path, figures, opts, manifest["files"][quant]["write_s"]))
+    passed = all(r.gate != "fail" for r in results)
+    write_json(export_dir / "parity.json", {"passed": passed, "reference": "the trained model (base + adapter, unmerged, float32) in transformers",
+                                            "chats": len(reference.chats), "probes": len(reference.probes) + len(reference.prompts),
+                                            "files": [r.model_dump(mode="json") for r in results]})
+    modelfile = export_dir / "Modelfile"
+    if passed:
+        num_ctx = opts.num_ctx or trained.config.get("max_seq_tokens", 2048)
+        atomic_write_text(modelfile, render_modelfile(
+            gguf_file=files[opts.modelfile_quantization].name, template=template, system=system, num_ctx=num_ctx,
+            license_text=trained.base_license, header=f"{name}: {trained.base_model} fine-tuned by docpipe {__version__} (run {trained.run_id})",
+            parameters={"temperature": opts.temperature, "top_p": opts.top_p, "repeat_penalty": opts.repeat_penalty}))
+    else:
+        modelfile.unlink(missing_ok=True)  # an older Modelfile must not point at files that just failed
+    result = ExportResult(name=name, run_id=trained.run_id, base_model=trained.base_model, merge_base=merge_base,
+                          warnings=warnings, parity=results, passed=passed, modelfile=str(modelfile) if passed else None,
+                          modelfile_quantization=opts.modelfile_quantization, chat_template_family=template.family,
+                          wall_s=round(time.monotonic() - started, 2), docpipe_version=__version__)
+    from export.card import model_card
+
+    atomic_write_text(export_dir / "README.md", model_card(result, trained, out_dir))
+    write_json(export_dir / "export_result.json", result)
+    return result
+
+
+def finished_run(out_dir: Path, run_id: str | None) -> TrainResult:
+    """The training run to export: `run_id`, or the most recently finished one."""
+    runs = out_dir / "runs"
+    if run_id:
+        path = runs / run_id / "train_result.json"
+        if not path.is_file():
+            raise ExportError(f"no finished training run {run_id!r} in {runs}; `docpipe status --out {out_dir}` lists them")
+    else:
+        done = sorted(runs.glob("*/train_result.json"), key=lambda p: p.stat().st_mtime) if runs.is_dir() else []
+        if not done:
+            raise ExportError(f"no finished training run in {out_dir}: run `docpipe train --out {out_dir}` first")
+        path = done[-1]
+    return TrainResult.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+def model_name(name: str | None, out_dir: Path) -> str:
+    """A name Ollama accepts (lowercase letters, digits, '.', '-', '_'), from the option or the output folder."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", (name or Path(out_dir).resolve().name).lower()).strip("-._")
+    if name and slug != name:
+        raise ExportError(f"model name {name!r} has characters Ollama does not accept; use e.g. {slug or 'my-docs'!r}")
+    return slug or "docpipe-model"
+
+
+def training_system_prompt(dataset: Path) -> str:
+    """The system message the model was trained with (the first training record's)."""
+    from docpipe.qa.formats import SYSTEM_PROMPT
+
+    for record in iter_jsonl(dataset / "train.jsonl") if (dataset / "train.jsonl").is_file() else []:
+        messages = record.get("messages") or []
+        return messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+    return SYSTEM_PROMPT
+
+
+def _parity_conversations(dataset: Path, count: int) -> list[list[dict]]:
+    """Held-out conversations (training ones when there are none): what the gate compares logits on."""
+    for name in ("eval.jsonl", "train.jsonl"):
+        path = dataset / name
+        chats = [r["messages"] for r in iter_jsonl(path)][:count] if path.is_file() else []
+        if chats:
+            return chats
+    raise ExportError(f"no conversations in {dataset} to check the export against; run `docpipe generate` first")
+
+
+def _tokenizer_fields(source: Path | None, base: Path, tokenizer: Any, vocab_size: int) -> list:
+    from export.vocab import gguf_tokenizer, hf_tokenizer
+
+    return gguf_tokenizer(source) if source else hf_tokenizer(base, tokenizer, vocab_size)
+
+
+def _metadata(name: str, trained: TrainResult, chat_template: str, system: str, provenance: dict) -> list:
+    """The chat template, the system prompt `docpipe chat` uses, and provenance under general.*."""
+    from gguf import GGUFValueType as T
+
+    from export.chat import SYSTEM_PROMPT
+    from export.vocab import Field
+
+    fields = [Field("general.name", name, T.STRING), Field("general.type", "model", T.STRING),
+              Field("general.base_model.count", 1, T.UINT32),
+              Field("general.base_model.0.name", trained.base_model, T.STRING),
+              Field("tokenizer.chat_template", chat_template, T.STRING), Field(SYSTEM_PROMPT, system, T.STRING)]
+    if trained.base_license:
+        fields.append(Field("general.license", trained.base_license, T.STRING))
+    fields += [Field(f"general.docpipe.{key}", str(value), T.STRING) for key, value in provenance.items() if value]
+    return fields
+
+
+def _judge(quant: str, path: Path, figures: dict, opts: ExportConfig, write_s: float) -> QuantParity:
+    """pass/fail against the configured thresholds; `report` for types with none (token ids must match always)."""
+    limits = opts.gate.get(quant)
+    reasons = []
+    if figures["token_mismatches"]:
+        reasons.append(f"{len(figures['token_mismatches'])} probes tokenise differently")
+    if limits and figures["top1_agreement"] is not None and figures["top1_agreement"] < limits.min_top1:
+        reasons.append(f"top-1 agreement {figures['top1_agreement']:.3f} < {limits.min_top1}")
+    if limits and figures["mean_kl"] is not None and figures["mean_kl"] > limits.max_mean_kl:
+        reasons.append(f"mean KL {figures['mean_kl']:.2e} > {limits.max_mean_kl}")
+    gate = "fail" if reasons else ("pass" if limits else "report")
+    return QuantParity(quantization=quant, file=path.name, size_mb=round(path.stat().st_size / 2**20, 1),
+                       write_s=round(write_s, 2), gate=gate, reason="; ".join(reasons) or None, **figures)
+
+
+def _warnings(trained: TrainResult, opts: ExportConfig) -> list[str]:
+    warnings = []
+    if trained.dequantised_from:
+        warnings.append(f"the base was dequantised from {trained.dequantised_from}: the F16 file holds those weights plus the "
+                        "fine-tune, and quantising it again compounds rounding (see parity.json for what it cost)")
+    return warnings
+
+
+def _check_quantizations(opts: ExportConfig) -> None:
+    if opts.modelfile_quantization not in opts.quantizations:
+        raise ExportError(f"export.modelfile_quantization {opts.modelfile_quantization!r} is not in export.quantizations "
+                          f"({', '.join(opts.quantizations)})")
+    if len(set(opts.quantizations)) != len(opts.quantizations):
+        raise ExportError("export.quantizations lists a type twice")
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Whole or absent: the file appears under its name only once written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_manifest(path: Path, key: str) -> dict:
+    """Files already written for this exact export (same run, settings and docpipe version)."""
+    if path.is_file():
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if manifest.get("key") == key:
+            return manifest
+    return {"key": key, "files": {}}
+
+
+def _done(manifest: dict, quant: str, path: Path) -> bool:
+    entry = manifest["files"].get(quant)
+    return bool(entry) and path.is_file() and path.stat().st_size == entry["bytes"]
+
+
+def _record(manifest_path: Path, manifest: dict, quant: str, path: Path, write_s: float) -> None:
+    manifest["files"][quant] = {"file": path.name, "bytes": path.stat().st_size, "write_s": round(write_s, 2)}
+    write_json(manifest_path, manifest)
