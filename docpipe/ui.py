@@ -178,7 +178,7 @@ def export_table(result) -> Table:
         table.add_column(column)
     colours = {"pass": "green", "fail": "red", "report": "yellow"}
     for p in result.parity:
-        table.add_row(p.file, f"{p.size_mb:.0f} MB", f"{p.write_s:.1f} s",
+        table.add_row(p.file, f"{p.size_mb:g} MB", f"{p.write_s:.1f} s",
                       "same" if not p.token_mismatches else f"[red]{len(p.token_mismatches)} differ[/red]",
                       "n/a" if p.top1_agreement is None else f"{p.top1_agreement:.3f}",
                       "n/a" if p.mean_kl is None else f"{p.mean_kl:.2e}",

@@ -44,7 +44,7 @@ def model_card(result: ExportResult, trained: TrainResult, out_dir: Path) -> str
         "",
         "| file | size | same token ids | top-1 agreement | mean KL (nats) | gate |",
         "|---|---|---|---|---|---|",
-        *(f"| {p.file} | {p.size_mb:.0f} MB | {'yes' if not p.token_mismatches else f'no ({len(p.token_mismatches)})'} "
+        *(f"| {p.file} | {p.size_mb:g} MB | {'yes' if not p.token_mismatches else f'no ({len(p.token_mismatches)})'} "
           f"| {_fmt(p.top1_agreement, '.3f')} | {_fmt(p.mean_kl, '.2e')} | {p.gate}{f': {p.reason}' if p.reason else ''} |"
           for p in result.parity),
         "",

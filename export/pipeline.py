@@ -102,6 +102,7 @@ def run(out_dir: Path, cfg: DocpipeConfig, *, on_step: Callable[[str], None] | N
     passed = all(r.gate != "fail" for r in results)
     write_json(export_dir / "parity.json", {"passed": passed, "reference": "the trained model (base + adapter, unmerged, float32) in transformers",
                                             "chats": len(reference.chats), "probes": len(reference.probes) + len(reference.prompts),
+                                            "notes": reference.notes,
                                             "files": [r.model_dump(mode="json") for r in results]})
     modelfile = export_dir / "Modelfile"
     if passed:

@@ -49,15 +49,17 @@ def gguf_tokenizer(path: Path) -> list[Field]:
 
 
 def hf_tokenizer(folder: Path, tokenizer: Any, vocab_size: int) -> list[Field]:
-    """`tokenizer.ggml.*` keys from an HF folder's byte-level BPE tokenizer.json, padded to the model's vocab size."""
+    """`tokenizer.ggml.*` keys from an HF folder's byte-level BPE tokenizer, padded to the model's vocab size."""
     from gguf import GGUFValueType as T
     from gguf import TokenType
 
-    path = folder / "tokenizer.json"
-    if not path.is_file():
-        raise ExportError(f"{folder} has no tokenizer.json: docpipe exports byte-level BPE tokenizers from HF folders, "
-                          "and SentencePiece ones only from a base that came as a GGUF")
-    spec = json.loads(path.read_text(encoding="utf-8"))
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ExportError(f"the tokenizer in {folder} is not a fast (tokenizers) one: docpipe exports byte-level BPE "
+                          "tokenizers from HF folders, and SentencePiece ones only from a base that came as a GGUF")
+    # The tokenizer as loaded, not tokenizer.json as saved: transformers may rebuild parts of it for a model
+    # type (Qwen2's class sets its own pre-tokenizer), and training used what was loaded.
+    spec = json.loads(backend.to_str())
     model = spec["model"]
     if model.get("type") != "BPE" or model.get("byte_fallback"):
         raise ExportError(f"the tokenizer in {folder} is not a byte-level BPE: docpipe cannot write its GGUF vocabulary")
