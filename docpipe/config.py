@@ -127,11 +127,13 @@ class ExportConfig(BaseModel):
     parity_chats: Annotated[int, Field(ge=1, description="Held-out conversations the parity gate compares logits on.")] = 8
     parity_max_tokens: Annotated[int, Field(ge=16, description="Tokens per parity conversation (longer ones are cut).")] = 256
     gate: Annotated[dict[str, ParityThresholds], Field(description="Thresholds that fail the export, per quantisation; the others' figures are reported only.")] = {
-        # Measured on SmolLM2-135M (fine-tuned): f16 top-1 0.991, KL 8e-6; q8_0 0.912, 0.0056; q4_k_m 0.864, 0.069.
+        # Measured on fine-tuned SmolLM2-135M / Gemma-3-270M: f16 top-1 0.991 / 1.000, mean KL 8e-6 / 4e-6;
+        # q8_0 0.912 / 0.909, 0.0056 / 0.0147; q4_k_m 0.864 / 0.841, 0.069 / 0.108. A transposed rotary
+        # layout (a planted bug) gave top-1 0.03 and KL 4.4.
         "f16": ParityThresholds(min_top1=0.97, max_mean_kl=1e-3),
         "bf16": ParityThresholds(min_top1=0.95, max_mean_kl=5e-3),
         "f32": ParityThresholds(min_top1=0.99, max_mean_kl=1e-4),
-        "q8_0": ParityThresholds(min_top1=0.85, max_mean_kl=0.02),
+        "q8_0": ParityThresholds(min_top1=0.85, max_mean_kl=0.05),
     }
     temperature: Annotated[float, Field(ge=0, description="Ollama sampling temperature: low, for factual answers from the documents.")] = 0.2
     top_p: Annotated[float, Field(gt=0, le=1, description="Ollama nucleus sampling.")] = 0.9

@@ -231,6 +231,7 @@ class QuantParity(BaseModel):
     file: Annotated[str, Field(description="The GGUF's file name, in the export folder.")]
     size_mb: Annotated[float, Field(ge=0)]
     write_s: Annotated[float, Field(ge=0, description="Seconds to write (gguf-py) or quantise (llama.cpp) this file.")]
+    check_s: Annotated[float, Field(ge=0, description="Seconds the parity check of this file took.")] = 0.0
     token_mismatches: Annotated[list[str], Field(description="Probes whose llama.cpp token ids differ from the trained tokenizer's; one line each.")] = []
     positions: Annotated[int, Field(ge=0, description="Next-token distributions compared.")]
     top1_agreement: Annotated[float | None, Field(description="Share of positions where both pick the same most likely token.")] = None
@@ -255,5 +256,7 @@ class ExportResult(BaseModel):
     modelfile: Annotated[str | None, Field(description="The Modelfile's path; None when the gate failed (no Modelfile for a broken model).")] = None
     modelfile_quantization: str
     chat_template_family: Annotated[str, Field(description="chatml | gemma: the Ollama template written.")]
+    load_s: Annotated[float, Field(ge=0, description="Seconds to load the base and adapter.")] = 0.0
+    reference_s: Annotated[float, Field(ge=0, description="Seconds to compute the trained model's reference logits.")] = 0.0
     wall_s: Annotated[float, Field(ge=0)]
     docpipe_version: str

@@ -49,7 +49,9 @@ def run(out_dir: Path, cfg: DocpipeConfig, *, on_step: Callable[[str], None] | N
         raise ExportError(f"the run's base model folder {base} is gone; run `docpipe train` again to restore it")
 
     step("loading the trained model")
+    tick = time.monotonic()
     model, tokenizer = load_trained(base, Path(trained.adapter))
+    load_s = time.monotonic() - tick
     source = base_models.source_gguf(base, out_dir / "cache")
     tokenizer_fields = _tokenizer_fields(source, base, tokenizer, model.config.vocab_size)
     add_bos = next((f.value for f in tokenizer_fields if f.key == "tokenizer.ggml.add_bos_token"), False)
@@ -61,8 +63,10 @@ def run(out_dir: Path, cfg: DocpipeConfig, *, on_step: Callable[[str], None] | N
     system = training_system_prompt(out_dir / "dataset")
 
     step("computing the trained model's reference logits")
+    tick = time.monotonic()
     reference = parity.reference(model, tokenizer, _parity_conversations(out_dir / "dataset", opts.parity_chats),
                                  runtime_bos=template.runtime_bos, max_tokens=opts.parity_max_tokens)
+    reference_s = time.monotonic() - tick
     warnings = _warnings(trained, opts)
     merge_base = f"float32 dequantised from {trained.dequantised_from}" if trained.dequantised_from else "float32"
     provenance = {"run_id": trained.run_id, "base_model": trained.base_model, "base_sha256": trained.base_sha256,
@@ -97,8 +101,9 @@ def run(out_dir: Path, cfg: DocpipeConfig, *, on_step: Callable[[str], None] | N
     results = []
     for quant, path in files.items():
         step(f"checking {path.name} against the trained model")
+        tick = time.monotonic()
         figures = parity.compare(path, reference, threads=threads)
-        results.append(_judge(quant, path, figures, opts, manifest["files"][quant]["write_s"]))
+        results.append(_judge(quant, path, figures, opts, manifest["files"][quant]["write_s"], time.monotonic() - tick))
     passed = all(r.gate != "fail" for r in results)
     write_json(export_dir / "parity.json", {"passed": passed, "reference": "the trained model (base + adapter, unmerged, float32) in transformers",
                                             "chats": len(reference.chats), "probes": len(reference.probes) + len(reference.prompts),
@@ -116,6 +121,7 @@ def run(out_dir: Path, cfg: DocpipeConfig, *, on_step: Callable[[str], None] | N
     result = ExportResult(name=name, run_id=trained.run_id, base_model=trained.base_model, merge_base=merge_base,
                           warnings=warnings, parity=results, passed=passed, modelfile=str(modelfile) if passed else None,
                           modelfile_quantization=opts.modelfile_quantization, chat_template_family=template.family,
+                          load_s=round(load_s, 2), reference_s=round(reference_s, 2),
                           wall_s=round(time.monotonic() - started, 2), docpipe_version=__version__)
     from export.card import model_card
 
@@ -190,7 +196,7 @@ def _metadata(name: str, trained: TrainResult, chat_template: str, system: str, 
     return fields
 
 
-def _judge(quant: str, path: Path, figures: dict, opts: ExportConfig, write_s: float) -> QuantParity:
+def _judge(quant: str, path: Path, figures: dict, opts: ExportConfig, write_s: float, check_s: float) -> QuantParity:
     """pass/fail against the configured thresholds; `report` for types with none (token ids must match always)."""
     limits = opts.gate.get(quant)
     reasons = []
@@ -202,7 +208,7 @@ def _judge(quant: str, path: Path, figures: dict, opts: ExportConfig, write_s: f
         reasons.append(f"mean KL {figures['mean_kl']:.2e} > {limits.max_mean_kl}")
     gate = "fail" if reasons else ("pass" if limits else "report")
     return QuantParity(quantization=quant, file=path.name, size_mb=round(path.stat().st_size / 2**20, 1),
-                       write_s=round(write_s, 2), gate=gate, reason="; ".join(reasons) or None, **figures)
+                       write_s=round(write_s, 2), check_s=round(check_s, 2), gate=gate, reason="; ".join(reasons) or None, **figures)
 
 
 def _warnings(trained: TrainResult, opts: ExportConfig) -> list[str]:
