@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from docpipe.contracts import DatasetReport, IngestReport, TrainResult
+from docpipe.contracts import DatasetReport, ExportResult, IngestReport, TrainResult
 
 
 def summarize(out: Path) -> str:
     lines = [f"output folder: {out.resolve()}"]
     report_path = out / "ingest_report.json"
     if not report_path.exists():
-        return "\n".join(lines + ["ingest: not run yet"] + _dataset(out) + _runs(out))
+        return "\n".join(lines + ["ingest: not run yet"] + _dataset(out) + _runs(out) + _export(out))
     report = IngestReport.model_validate(json.loads(report_path.read_text(encoding="utf-8")))
     failed = len(report.failures)
     lines.append(
@@ -22,7 +22,7 @@ def summarize(out: Path) -> str:
     lines += [f"  {path}: {reason}" for path, reason in list(report.failures.items())[:20]]
     if failed > 20:
         lines.append(f"  ... and {failed - 20} more in ingest_report.json")
-    return "\n".join(lines + _dataset(out) + _runs(out))
+    return "\n".join(lines + _dataset(out) + _runs(out) + _export(out))
 
 
 def _dataset(out: Path) -> list[str]:
@@ -54,3 +54,14 @@ def _runs(out: Path) -> list[str]:
         lines.append(f"train: run {r.run_id}: {r.base_model} via {r.backend} on {r.device}, {r.sft.steps} SFT steps{dpo}"
                      f"{held}; adapter: {r.adapter}")
     return lines
+
+
+def _export(out: Path) -> list[str]:
+    path = out / "export" / "export_result.json"
+    if not path.exists():
+        return ["export: not made yet (docpipe export)"]
+    r = ExportResult.model_validate_json(path.read_text(encoding="utf-8"))
+    files = ", ".join(f"{p.file} ({p.gate})" for p in r.parity)
+    if not r.passed:
+        return [f"export: run {r.run_id} FAILED the parity gate: {files}; see {out / 'export' / 'parity.json'}"]
+    return [f"export: {r.name} from run {r.run_id}: {files}; ollama create {r.name} -f {out / 'export' / 'Modelfile'}"]

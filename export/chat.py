@@ -29,7 +29,7 @@ CHAT_TEMPLATE = "tokenizer.chat_template"
 SYSTEM_PROMPT = "docpipe.system_prompt"
 
 CONTEXT_TOKENS = 4096  # within every supported base's training context; prompt and reply share it
-TOP_P = 0.95
+TOP_P = 0.9  # as the exported Modelfile (export.top_p)
 REPEAT_PENALTY = 1.1
 
 Message = dict[str, str]

@@ -146,6 +146,8 @@ def test_export_prints_the_ollama_commands(out):
     assert result.exit_code == 0, result.output
     modelfile = out / "export" / "Modelfile"
     assert f"ollama create my-docs -f {modelfile}" in result.output and "ollama run my-docs" in result.output
+    status = CliRunner().invoke(app, ["status", "--out", str(out)])
+    assert "export: my-docs from run" in status.output and "my-docs-q8_0.gguf (pass)" in status.output
 
 
 @pytest.mark.parametrize("args, message", [
