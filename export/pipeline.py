@@ -24,7 +24,7 @@ from docpipe.contracts import ExportResult, QuantParity, TrainResult
 from docpipe.store import atomic_write_text, iter_jsonl, sha256_file, stable_hash, write_json
 from export import ExportError
 
-FLOATS = ("f16", "bf16", "f32")  # written by gguf-py; every other type is quantised from the first of these
+FLOATS = ("f16", "bf16", "f32")  # written by gguf-py (at most one per export); the rest are quantised from it
 
 
 def run(out_dir: Path, cfg: DocpipeConfig, *, on_step: Callable[[str], None] | None = None) -> ExportResult:
@@ -67,7 +67,7 @@ def run(out_dir: Path, cfg: DocpipeConfig, *, on_step: Callable[[str], None] | N
     reference = parity.reference(model, tokenizer, _parity_conversations(out_dir / "dataset", opts.parity_chats),
                                  runtime_bos=template.runtime_bos, max_tokens=opts.parity_max_tokens)
     reference_s = time.monotonic() - tick
-    warnings = _warnings(trained, opts)
+    warnings = _warnings(trained, opts, system)
     merge_base = f"float32 dequantised from {trained.dequantised_from}" if trained.dequantised_from else "float32"
     provenance = {"run_id": trained.run_id, "base_model": trained.base_model, "base_sha256": trained.base_sha256,
                   "adapter_sha256": sha256_file(Path(trained.adapter) / "adapter_model.safetensors"),
@@ -93,8 +93,6 @@ def run(out_dir: Path, cfg: DocpipeConfig, *, on_step: Callable[[str], None] | N
             continue
         step(f"quantising {path.name}")
         tick = time.monotonic()
-        if quant in FLOATS:
-            raise ExportError(f"list only one of {', '.join(FLOATS)} in export.quantizations")
         _atomic(path, lambda tmp, q=quant: quantize.quantize(master_path, tmp, q, threads))
         _record(manifest_path, manifest, quant, path, time.monotonic() - tick)
 
@@ -211,11 +209,18 @@ def _judge(quant: str, path: Path, figures: dict, opts: ExportConfig, write_s: f
                        write_s=round(write_s, 2), check_s=round(check_s, 2), gate=gate, reason="; ".join(reasons) or None, **figures)
 
 
-def _warnings(trained: TrainResult, opts: ExportConfig) -> list[str]:
+def _warnings(trained: TrainResult, opts: ExportConfig, system: str) -> list[str]:
+    from export.modelfile import altered
+
     warnings = []
     if trained.dequantised_from:
         warnings.append(f"the base was dequantised from {trained.dequantised_from}: the F16 file holds those weights plus the "
                         "fine-tune, and quantising it again compounds rounding (see parity.json for what it cost)")
+    if opts.modelfile_quantization not in opts.gate:
+        warnings.append(f"the Modelfile uses {opts.modelfile_quantization}, whose parity is reported but not gated")
+    if altered(system):
+        warnings.append("the system prompt holds text an Ollama Modelfile cannot carry as is (a line ending in \"\"\" or "
+                        "invisible control characters); the Modelfile's SYSTEM differs from training there")
     return warnings
 
 
@@ -225,6 +230,8 @@ def _check_quantizations(opts: ExportConfig) -> None:
                           f"({', '.join(opts.quantizations)})")
     if len(set(opts.quantizations)) != len(opts.quantizations):
         raise ExportError("export.quantizations lists a type twice")
+    if sum(q in FLOATS for q in opts.quantizations) > 1:
+        raise ExportError(f"list only one of {', '.join(FLOATS)} in export.quantizations: the others are made from it")
 
 
 def _atomic(path: Path, write: Callable[[Path], None]) -> None:

@@ -86,6 +86,12 @@ def test_the_gguf_carries_the_training_chat_template_and_provenance(out):
     assert fields["tokenizer.ggml.pre"] == "gpt-2" and fields["tokenizer.ggml.model"] == "gpt2"
 
 
+@pytest.mark.parametrize("dtype", ["bf16", "f32"])
+def test_the_other_float_types_pass_their_gates(out, dtype):
+    result = _export(out, quantizations=[dtype, "q4_0"], modelfile_quantization=dtype)
+    assert result.passed and [p.gate for p in result.parity] == ["pass", "report"]
+
+
 def test_a_transposed_qk_permutation_fails_the_gate(out, monkeypatch):
     monkeypatch.setattr(gguf_writer, "rotary_to_gguf", lambda weights, heads: weights)  # the planted bug
 
@@ -154,6 +160,7 @@ def test_export_prints_the_ollama_commands(out):
     (["--name", "My Docs!"], "characters Ollama does not accept"),
     (["--modelfile-quant", "q4_0"], "is not in export.quantizations"),
     (["--run", "nosuchrun"], "no finished training run 'nosuchrun'"),
+    (["-q", "f16", "-q", "bf16", "--modelfile-quant", "f16"], "list only one of f16, bf16, f32"),
 ])
 def test_bad_options_are_one_clear_line(out, args, message):
     result = CliRunner().invoke(app, ["export", "--out", str(out), *args])
