@@ -22,7 +22,7 @@ try:
 except ImportError as exc:
     raise ImportError("docpipe chat needs llama-cpp-python: pip install 'docpipe[local]'") from exc
 
-from docpipe.llm.local_provider import default_threads
+from docpipe.llm.local_provider import default_threads, quiet_llama_logs
 
 # GGUF metadata read here; docpipe's exporter writes SYSTEM_PROMPT beside the template.
 CHAT_TEMPLATE = "tokenizer.chat_template"
@@ -158,6 +158,7 @@ def chat(gguf: Path, *, system: str | None, prompt: str | None, max_tokens: int,
     """
     out = out or sys.stdout
     threads = threads or default_threads()
+    quiet_llama_logs()
     try:
         llm = llama_cpp.Llama(model_path=str(gguf), n_ctx=CONTEXT_TOKENS, n_threads=threads, n_threads_batch=threads, verbose=False)
     except (ValueError, RuntimeError) as exc:  # not a model, an architecture this llama.cpp lacks

@@ -81,6 +81,9 @@ def compare(gguf: Path, ref: Reference, *, threads: int) -> dict[str, Any]:
     import llama_cpp
     import numpy as np
 
+    from docpipe.llm.local_provider import quiet_llama_logs
+
+    quiet_llama_logs()  # a probe that starts with BOS would make llama.cpp warn about it on every file
     longest = max((len(ids) for ids in ref.chats), default=1)
     llm = llama_cpp.Llama(str(gguf), n_ctx=max(longest, 64), n_batch=max(longest, 64), n_ubatch=max(longest, 64),
                           logits_all=True, n_threads=threads, verbose=False)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -35,6 +37,28 @@ class _Llama(llama_cpp.Llama):
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise _DeadlinePassed
         super().eval(tokens)
+
+
+@llama_cpp.llama_log_callback
+def _log_errors_only(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+    global _last_level
+    _last_level = _last_level if level == _GGML_CONT else level
+    if _last_level == _GGML_ERROR:
+        sys.stderr.write(text.decode("utf-8", errors="replace"))
+
+
+_GGML_ERROR, _GGML_CONT = 4, 5  # ggml_log_level: NONE, DEBUG, INFO, WARN, ERROR, CONT
+_last_level = 0
+
+
+def quiet_llama_logs() -> None:
+    """Let only llama.cpp's errors through to stderr.
+
+    llama-cpp-python 0.3.36 maps ggml's log levels by an older numbering, so with verbose=False it
+    still printed warnings (a Gemma model: "using full-size SWA cache" at every load, a note on
+    every prompt that starts with BOS) into docpipe's output, and would hide real errors.
+    """
+    llama_cpp.llama_log_set(_log_errors_only, ctypes.c_void_p(0))
 
 
 def default_threads() -> int:
@@ -113,6 +137,7 @@ class LocalProvider:
 
     def _loaded(self) -> _Llama:
         if self._llama is None:
+            quiet_llama_logs()
             try:
                 self._llama = _Llama(model_path=str(self.model_path), n_ctx=self.context_tokens, n_threads=self.threads,
                                      n_threads_batch=self.threads, seed=self.seed, verbose=False)

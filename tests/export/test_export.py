@@ -76,6 +76,14 @@ def test_export_writes_ggufs_that_llama_cpp_runs_like_the_trained_model(out):
     assert "## Parity" in (folder / "README.md").read_text() and (folder / "parity.json").is_file()
 
 
+@pytest.mark.parametrize("out", ["gemma3"], indirect=True)
+def test_llama_cpp_warnings_stay_out_of_the_output(out, capfd):
+    capfd.readouterr()
+    assert _export(out, quantizations=["f16"], modelfile_quantization="f16").passed
+    err = capfd.readouterr().err
+    assert "Added a BOS token" not in err and "llama_" not in err  # a probe starts with BOS; SWA notes at load
+
+
 def test_the_gguf_carries_the_training_chat_template_and_provenance(out):
     _export(out, quantizations=["f16"], modelfile_quantization="f16")
     trained = pipeline.finished_run(out, None)
