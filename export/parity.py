@@ -10,7 +10,6 @@ Two checks, per exported file:
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,9 +65,9 @@ def reference(model: Any, tokenizer: Any, conversations: list[list[dict]], *, ru
 
 
 def _normalizer(tokenizer: Any) -> str | None:
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    normalizer = json.loads(backend.to_str()).get("normalizer") if backend is not None else None
-    return (normalizer or {}).get("type")
+    from export.vocab import tokenizer_spec
+
+    return ((tokenizer_spec(tokenizer) or {}).get("normalizer") or {}).get("type")
 
 
 def _ids(tokenizer: Any, messages: list[dict], *, add_generation_prompt: bool) -> list[int]:

@@ -11,7 +11,6 @@ manifest as they finish: an interrupted export keeps what it finished and resume
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from typing import Any
 from docpipe import __version__, base_models
 from docpipe.config import DocpipeConfig, ExportConfig
 from docpipe.contracts import ExportResult, QuantParity, TrainResult
-from docpipe.store import atomic_write_text, iter_jsonl, sha256_file, stable_hash, write_json
+from docpipe.store import atomic_file, atomic_write_text, iter_jsonl, sha256_file, stable_hash, write_json
 from export import ExportError
 
 FLOATS = ("f16", "bf16", "f32")  # written by gguf-py (at most one per export); the rest are quantised from it
@@ -64,7 +63,7 @@ def run(out_dir: Path, cfg: DocpipeConfig, *, on_step: Callable[[str], None] | N
 
     step("computing the trained model's reference logits")
     tick = time.monotonic()
-    reference = parity.reference(model, tokenizer, _parity_conversations(out_dir / "dataset", opts.parity_chats),
+    reference = parity.reference(model, tokenizer, parity_conversations(out_dir / "dataset", opts.parity_chats),
                                  runtime_bos=template.runtime_bos, max_tokens=opts.parity_max_tokens)
     reference_s = time.monotonic() - tick
     warnings = _warnings(trained, opts, system)
@@ -84,7 +83,8 @@ def run(out_dir: Path, cfg: DocpipeConfig, *, on_step: Callable[[str], None] | N
         tick = time.monotonic()
         fields = [*tokenizer_fields, *_metadata(name, trained, tokenizer.chat_template, system, provenance)]
         state, config = merged_state(model), model.config
-        _atomic(master_path, lambda tmp: gguf_writer.write_gguf(tmp, state, config, fields, dtype=master, source=source))
+        with atomic_file(master_path) as tmp:
+            gguf_writer.write_gguf(tmp, state, config, fields, dtype=master, source=source)
         del state
         _record(manifest_path, manifest, master, master_path, time.monotonic() - tick)
     del model  # the GGUFs and the reference logits are all that is needed from here
@@ -93,7 +93,8 @@ def run(out_dir: Path, cfg: DocpipeConfig, *, on_step: Callable[[str], None] | N
             continue
         step(f"quantising {path.name}")
         tick = time.monotonic()
-        _atomic(path, lambda tmp, q=quant: quantize.quantize(master_path, tmp, q, threads))
+        with atomic_file(path) as tmp:
+            quantize.quantize(master_path, tmp, quant, threads)
         _record(manifest_path, manifest, quant, path, time.monotonic() - tick)
 
     results = []
@@ -161,7 +162,7 @@ def training_system_prompt(dataset: Path) -> str:
     return SYSTEM_PROMPT
 
 
-def _parity_conversations(dataset: Path, count: int) -> list[list[dict]]:
+def parity_conversations(dataset: Path, count: int) -> list[list[dict]]:
     """Held-out conversations (training ones when there are none): what the gate compares logits on."""
     for name in ("eval.jsonl", "train.jsonl"):
         path = dataset / name
@@ -232,17 +233,6 @@ def _check_quantizations(opts: ExportConfig) -> None:
         raise ExportError("export.quantizations lists a type twice")
     if sum(q in FLOATS for q in opts.quantizations) > 1:
         raise ExportError(f"list only one of {', '.join(FLOATS)} in export.quantizations: the others are made from it")
-
-
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Whole or absent: the file appears under its name only once written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _read_manifest(path: Path, key: str) -> dict:

@@ -53,13 +53,10 @@ def hf_tokenizer(folder: Path, tokenizer: Any, vocab_size: int) -> list[Field]:
     from gguf import GGUFValueType as T
     from gguf import TokenType
 
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:
+    spec = tokenizer_spec(tokenizer)
+    if spec is None:
         raise ExportError(f"the tokenizer in {folder} is not a fast (tokenizers) one: docpipe exports byte-level BPE "
                           "tokenizers from HF folders, and SentencePiece ones only from a base that came as a GGUF")
-    # The tokenizer as loaded, not tokenizer.json as saved: transformers may rebuild parts of it for a model
-    # type (Qwen2's class sets its own pre-tokenizer), and training used what was loaded.
-    spec = json.loads(backend.to_str())
     model = spec["model"]
     if model.get("type") != "BPE" or model.get("byte_fallback"):
         raise ExportError(f"the tokenizer in {folder} is not a byte-level BPE: docpipe cannot write its GGUF vocabulary")
@@ -92,6 +89,16 @@ def hf_tokenizer(folder: Path, tokenizer: Any, vocab_size: int) -> list[Field]:
         if token_id is not None:
             fields.append(Field(f"tokenizer.ggml.{key}_token_id", token_id, T.UINT32))
     return fields
+
+
+def tokenizer_spec(tokenizer: Any) -> dict | None:
+    """The tokenizer as loaded, in tokenizer.json's form; None for a slow (Python) tokenizer.
+
+    Not tokenizer.json as saved: transformers may rebuild parts of it for a model type (Qwen2's class
+    sets its own pre-tokenizer), and training used what was loaded.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    return json.loads(backend.to_str()) if backend is not None else None
 
 
 def _pre_label(pre: dict | None, folder: Path) -> str:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from docpipe.store import Store, atomic_write_text, stable_hash
+from docpipe.store import Store, atomic_file, atomic_write_text, stable_hash
 
 
 def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path, monkeypatch):
@@ -21,6 +21,20 @@ def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path, monkeypatch
         atomic_write_text(target, "new")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"], "no temp file may be left behind"
+
+
+def test_atomic_file_replaces_only_a_finished_file(tmp_path):
+    target = tmp_path / "model.gguf"
+    target.write_text("old")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_file(target) as work:
+            work.write_text("half")
+            raise KeyboardInterrupt
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["model.gguf"]
+
+    with atomic_file(target) as work:
+        work.write_text("new")
+    assert target.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["model.gguf"]
 
 
 def test_stable_hash_ignores_key_order_but_not_values():
