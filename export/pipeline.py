@@ -43,13 +43,15 @@ def run(out_dir: Path, cfg: DocpipeConfig, *, on_step: Callable[[str], None] | N
     export_dir = out_dir / "export"
     export_dir.mkdir(parents=True, exist_ok=True)
     threads = choose_threads(opts.threads, probe())
-    base = Path(trained.base_path)
-    if not base.is_dir():
-        raise ExportError(f"the run's base model folder {base} is gone; run `docpipe train` again to restore it")
+    base = _base_folder(trained, out_dir)
 
     step("loading the trained model")
     tick = time.monotonic()
-    model, tokenizer = load_trained(base, Path(trained.adapter))
+    try:
+        model, tokenizer = load_trained(base, Path(trained.adapter))
+    except Exception as exc:  # noqa: BLE001 - safetensors, peft and transformers each raise their own kinds for a damaged file
+        raise ExportError(f"cannot load the trained model ({_first_line(exc)}): base {base}, adapter {trained.adapter}; "
+                          "if a file is damaged, delete the run folder and run `docpipe train` again") from exc
     load_s = time.monotonic() - tick
     source = base_models.source_gguf(base, out_dir / "cache")
     tokenizer_fields = _tokenizer_fields(source, base, tokenizer, model.config.vocab_size)
@@ -141,7 +143,33 @@ def finished_run(out_dir: Path, run_id: str | None) -> TrainResult:
         if not done:
             raise ExportError(f"no finished training run in {out_dir}: run `docpipe train --out {out_dir}` first")
         path = done[-1]
-    return TrainResult.model_validate_json(path.read_text(encoding="utf-8"))
+    try:
+        trained = TrainResult.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValueError as exc:  # pydantic's ValidationError: a truncated or edited file
+        raise ExportError(f"{path} is damaged ({_first_line(exc)}); delete {path.parent} and run `docpipe train --out "
+                          f"{out_dir}` again") from None
+    # The adapter beside the result, not the path recorded at training time: the output folder may have moved.
+    return trained.model_copy(update={"adapter": str(path.parent / "adapter")})
+
+
+def _base_folder(trained: TrainResult, out_dir: Path) -> Path:
+    """The run's base model folder; a packaged base whose converted copy is gone (a moved or cleaned
+    output folder) is converted again into the cache, and must be the same file as trained on."""
+    base = Path(trained.base_path)
+    if base.is_dir():
+        return base
+    try:
+        again = base_models.resolve(trained.base_model, out_dir / "cache")
+    except base_models.BaseModelError as exc:
+        raise ExportError(f"the run's base model folder {base} is gone and cannot be made again: {exc}") from None
+    if again.sha256 != trained.base_sha256:
+        raise ExportError(f"the run's base model folder {base} is gone, and {trained.base_model} is now a different "
+                          "model; train again with `docpipe train`")
+    return again.path
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def model_name(name: str | None, out_dir: Path) -> str:

@@ -176,6 +176,28 @@ def test_bad_options_are_one_clear_line(out, args, message):
     assert result.output.count("\n") == 1
 
 
+def test_a_damaged_run_is_one_clear_line(out):
+    run = next((out / "runs").iterdir())
+    adapter = run / "adapter" / "adapter_model.safetensors"
+    adapter.write_bytes(adapter.read_bytes()[:1000])  # a truncated copy
+    result = CliRunner().invoke(app, ["export", "--out", str(out)])
+    assert result.exit_code == 2 and "cannot load the trained model" in result.output and result.output.count("\n") == 1
+
+    (run / "train_result.json").write_text('{"run_id": ')
+    result = CliRunner().invoke(app, ["export", "--out", str(out)])
+    assert result.exit_code == 2 and "train_result.json is damaged" in result.output and result.output.count("\n") == 1
+
+
+def test_a_moved_output_folder_still_exports(out):
+    """The paths recorded at training time may be gone: the run's own adapter is used, and the base found again."""
+    result_path = next((out / "runs").iterdir()) / "train_result.json"
+    trained = pipeline.finished_run(out, None)
+    # base_model is the tiny model's folder, so it is found again by name
+    moved = trained.model_copy(update={"adapter": "/nonexistent/adapter", "base_path": "/nonexistent/base"})
+    result_path.write_text(moved.model_dump_json())
+    assert _export(out, quantizations=["f16"], modelfile_quantization="f16").passed
+
+
 def test_export_before_training_says_what_to_run(tmp_path):
     result = CliRunner().invoke(app, ["export", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "run `docpipe train --out" in result.output
