@@ -150,6 +150,8 @@ def export(
             result = export_run(out, cfg, on_step=lambda message: status.update(message))
     except ExportError as exc:
         _fail(str(exc))
+    except OSError as exc:  # a full disk or a read-only folder: files already finished are kept
+        _fail(f"could not write the export: {exc}")
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]: finished GGUF files are kept; run the same command to resume")
         raise typer.Exit(130)

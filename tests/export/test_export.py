@@ -188,6 +188,17 @@ def test_a_damaged_run_is_one_clear_line(out):
     assert result.exit_code == 2 and "train_result.json is damaged" in result.output and result.output.count("\n") == 1
 
 
+def test_a_full_disk_is_one_clear_line_and_leaves_no_partial_file(out, monkeypatch):
+    def full(path, *args, **kwargs):
+        path.write_bytes(b"GGUF half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(gguf_writer, "write_gguf", full)
+    result = CliRunner().invoke(app, ["export", "--out", str(out)])
+    assert result.exit_code == 2 and "could not write the export" in result.output and "No space left" in result.output
+    assert not list((out / "export").glob("*.gguf")) and not list((out / "export").glob(".*partial"))
+
+
 def test_a_moved_output_folder_still_exports(out):
     """The paths recorded at training time may be gone: the run's own adapter is used, and the base found again."""
     result_path = next((out / "runs").iterdir()) / "train_result.json"
