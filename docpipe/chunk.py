@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from docpipe.contracts import Chunk, Document, DocStatus, ElementKind
+from docpipe.contracts import Chunk, DocStatus, Document, ElementKind
 
 TokenCounter = Callable[[str], int]
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")

@@ -4,12 +4,18 @@ heavy modules are imported inside the commands so that `docpipe --help` stays in
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, NoReturn, Optional, TypeVar
 
 import typer
 
 from docpipe import __version__
+
+if TYPE_CHECKING:
+    from docpipe.events import EventSink
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Turn a folder of documents into a small fine-tuned model that cites its sources.",
@@ -22,7 +28,7 @@ OutOption = Annotated[Path, typer.Option("--out", "-o", help="Output folder: eve
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config (default: configs/default.yaml).")]
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     from rich.markup import escape
 
     from docpipe.ui import console
@@ -33,12 +39,32 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _config(path: Optional[Path], overrides: dict):
-    from docpipe.config import ConfigError, load_config
+    from docpipe.config import load_config
+    from docpipe.errors import DocpipeError
 
     try:
         return load_config(path, overrides)
-    except ConfigError as exc:
-        _fail(str(exc))
+    except DocpipeError as exc:
+        _fail(exc.one_line())
+
+
+def _run_stage(stage: str, call: Callable[[EventSink], T], *, resume: str) -> T:
+    """Every command's wrapper: the stage's progress on screen, its errors as one line (exit 2), Ctrl-C as a
+    resume hint (exit 130). What the stage finished before an error or Ctrl-C is kept, so the same command resumes."""
+    from docpipe.errors import classify
+    from docpipe.ui import console, progress
+
+    try:
+        with progress(stage) as events:
+            return call(events)
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/yellow]: {resume}; run the same command to resume")
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        error = classify(exc, stage)
+        if error is None:
+            raise
+        _fail(error.one_line())
 
 
 @app.command()
@@ -51,23 +77,20 @@ def ingest(
     ocr: Annotated[Optional[bool], typer.Option("--ocr/--no-ocr", help="OCR images and scanned PDFs.")] = None,
 ) -> None:
     """Read every document under INPUT_DIR into OUT/documents.jsonl, with a report of what could not be read."""
-    from docpipe.ingest.pipeline import IngestError, run
-    from docpipe.ui import console, ingest_progress, ingest_table
+    from docpipe.ingest import pipeline
+    from docpipe.layout import Layout
+    from docpipe.stage import IngestInputs
+    from docpipe.ui import console, ingest_table
 
     cfg = _config(config, {"ingest.workers": workers, "ingest.timeout_s": timeout, "ingest.ocr": ocr})
-    try:
-        with ingest_progress() as progress:
-            report = run(input_dir, out, cfg.ingest, on_document=progress.advance, on_start=progress.start)
-    except IngestError as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/yellow]: files already read are saved; run the same command to resume")
-        raise typer.Exit(130)
+    layout = Layout(out)
+    report = _run_stage("ingest", lambda events: pipeline.run(IngestInputs(input_dir, layout), cfg.ingest, events=events),
+                        resume="files already read are saved")
     if report.files == 0:
         console.print(f"[yellow]no files found under {input_dir}[/yellow] (hidden files are skipped unless ingest.include_hidden)")
     else:
         console.print(ingest_table(report))
-    console.print(f"wrote {out / 'documents.jsonl'} and {out / 'ingest_report.json'}")
+    console.print(f"wrote {layout.documents} and {layout.ingest_report}")
 
 
 @app.command()
@@ -79,20 +102,17 @@ def generate(
     judge: Annotated[Optional[bool], typer.Option("--judge/--no-judge", help="Also have the model check each answer against its quote.")] = None,
 ) -> None:
     """Write a curated Q&A dataset with verified citations to OUT/dataset/ (after `docpipe ingest`)."""
-    from docpipe.qa.generate import GenerateError, run
-    from docpipe.ui import chunk_progress, console, dataset_table
+    from docpipe.layout import Layout
+    from docpipe.qa import generate as stage
+    from docpipe.stage import GenerateInputs
+    from docpipe.ui import console, dataset_table
 
     cfg = _config(config, {"llm.model": model, "llm.api_base": api_base, "generate.judge": judge})
-    try:
-        with chunk_progress() as progress:
-            report = run(out, cfg, on_start=progress.start, on_chunk=progress.advance)
-    except GenerateError as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/yellow]: finished chunks and model replies are saved; run the same command to resume")
-        raise typer.Exit(130)
+    layout = Layout(out)
+    report = _run_stage("generate", lambda events: stage.run(GenerateInputs(layout, cfg.llm), cfg.generate, events=events),
+                        resume="finished chunks and model replies are saved")
     console.print(dataset_table(report))
-    console.print(f"wrote {out / 'dataset'} (card: {out / 'dataset' / 'README.md'})")
+    console.print(f"wrote {layout.dataset.root} (card: {layout.dataset.card})")
 
 
 @app.command()
@@ -108,24 +128,18 @@ def train(
     qlora: Annotated[Optional[bool], typer.Option("--qlora/--no-qlora", help="4-bit base (unsloth on CUDA).")] = None,
 ) -> None:
     """Fine-tune a LoRA adapter on OUT/dataset/ (after `docpipe generate`) into OUT/runs/<id>/."""
-    from docpipe.base_models import BaseModelError
-    from docpipe.ui import console, train_progress, train_table
-    from trainers.backend import BackendUnavailable
-    from trainers.data import DatasetError
-    from trainers.train import TrainError, run
+    from docpipe.layout import Layout
+    from docpipe.stage import TrainInputs
+    from docpipe.ui import console, train_table
+    from trainers import train as stage
 
     cfg = _config(config, {"train.base_model": base_model, "train.backend": backend, "train.device": device,
                            "train.epochs": epochs, "train.max_steps": max_steps, "train.dpo": dpo, "train.qlora": qlora})
-    try:
-        with train_progress() as progress:
-            result = run(out, cfg, on_progress=progress.update)
-    except (DatasetError, BaseModelError, BackendUnavailable, TrainError) as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/yellow]: the last checkpoint is saved; run the same command to resume from it")
-        raise typer.Exit(130)
+    layout = Layout(out)
+    result = _run_stage("train", lambda events: stage.run(TrainInputs(layout), cfg.train, events=events),
+                        resume="the last checkpoint is saved")
     console.print(train_table(result))
-    console.print(f"wrote {Path(result.adapter).parent} (result: train_result.json)")
+    console.print(f"wrote {layout.run(result.run_id).root} (result: {layout.run(result.run_id).result.name})")
 
 
 @app.command()
@@ -138,30 +152,24 @@ def export(
     modelfile_quant: Annotated[Optional[str], typer.Option("--modelfile-quant", help="The GGUF the Modelfile uses (default: q8_0).")] = None,
 ) -> None:
     """Write GGUF files, a parity report, an Ollama Modelfile and a model card to OUT/export/ (after `docpipe train`)."""
+    from docpipe.layout import Layout
+    from docpipe.stage import ExportInputs
     from docpipe.ui import console, export_table
-    from export import ExportError
+    from export import pipeline
     from export.card import ollama_commands
-    from export.pipeline import run as export_run
 
     cfg = _config(config, {"export.run": run, "export.name": name, "export.quantizations": quant or None,
                            "export.modelfile_quantization": modelfile_quant})
-    try:
-        with console.status("exporting") as status:
-            result = export_run(out, cfg, on_step=lambda message: status.update(message))
-    except ExportError as exc:
-        _fail(str(exc))
-    except OSError as exc:  # a full disk or a read-only folder: files already finished are kept
-        _fail(f"could not write the export: {exc}")
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/yellow]: finished GGUF files are kept; run the same command to resume")
-        raise typer.Exit(130)
+    layout = Layout(out)
+    result = _run_stage("export", lambda events: pipeline.run(ExportInputs(layout), cfg.export, events=events),
+                        resume="finished GGUF files are kept")
     console.print(export_table(result))
-    folder = out / "export"
+    folder = layout.export
     if not result.passed:
         failed = "; ".join(f"{p.file}: {p.reason}" for p in result.parity if p.gate == "fail")
-        _fail(f"the parity gate failed ({failed}): no Modelfile written; details in {folder / 'parity.json'}", code=1)
-    console.print(f"wrote {folder} (Modelfile, parity.json, README.md). To run it in Ollama:")
-    for line in ollama_commands(result, str(folder / "Modelfile")):
+        _fail(f"the parity gate failed ({failed}): no Modelfile written; details in {folder.parity}", code=1)
+    console.print(f"wrote {folder.root} (Modelfile, parity.json, README.md). To run it in Ollama:")
+    for line in ollama_commands(result, str(folder.modelfile)):
         console.print(f"  {line}", soft_wrap=True, markup=False)
 
 
@@ -183,11 +191,12 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON inst
 @app.command()
 def status(out: OutOption = Path("docpipe-out")) -> None:
     """Summarise what an output folder holds so far."""
+    from docpipe.layout import Layout
     from docpipe.status import summarize
 
     if not out.is_dir():
         _fail(f"no output folder at {out}: run `docpipe ingest DIR --out {out}` first")
-    typer.echo(summarize(out))
+    typer.echo(summarize(Layout(out)))
 
 
 @app.command()
@@ -215,9 +224,9 @@ def chat(
     try:
         run_chat(gguf, system=system, prompt=prompt, max_tokens=max_tokens, temperature=temperature, threads=threads, out=sys.stdout)
     except ChatError as exc:
-        _fail(str(exc))
+        _fail(exc.one_line())
     except KeyboardInterrupt:
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
 
 
 def _version(value: bool) -> None:

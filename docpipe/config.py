@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from docpipe.errors import DocpipeError
+
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
 
 
@@ -152,8 +154,10 @@ class DocpipeConfig(BaseModel):
     export: Annotated[ExportConfig, Field(description="GGUF export and the Ollama Modelfile.")] = ExportConfig()
 
 
-class ConfigError(ValueError):
+class ConfigError(DocpipeError, ValueError):
     """A config file or override that cannot be used; the message says what to fix."""
+
+    stage = "config"
 
 
 def _merge(base: dict, override: dict) -> dict:

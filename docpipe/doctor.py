@@ -42,8 +42,9 @@ def tesseract_languages() -> list[str]:
 
 def training_backend() -> str:
     """What `docpipe train` would use here, and why."""
+    from docpipe.runtime.hardware import probe
     from trainers.backend import BackendUnavailable
-    from trainers.dispatch import choose, probe
+    from trainers.dispatch import choose
 
     try:
         choice = choose("auto", "auto", probe())

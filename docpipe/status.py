@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from docpipe.contracts import DatasetReport, ExportResult, IngestReport, TrainResult
+from docpipe.layout import Layout
 
 
-def summarize(out: Path) -> str:
-    lines = [f"output folder: {out.resolve()}"]
-    report_path = out / "ingest_report.json"
+def summarize(out: Layout) -> str:
+    lines = [f"output folder: {out.root.resolve()}"]
+    report_path = out.ingest_report
     if not report_path.exists():
         return "\n".join(lines + ["ingest: not run yet"] + _dataset(out) + _runs(out) + _export(out))
     report = IngestReport.model_validate(json.loads(report_path.read_text(encoding="utf-8")))
@@ -25,28 +25,28 @@ def summarize(out: Path) -> str:
     return "\n".join(lines + _dataset(out) + _runs(out) + _export(out))
 
 
-def _dataset(out: Path) -> list[str]:
-    path = out / "dataset" / "report.json"
+def _dataset(out: Layout) -> list[str]:
+    path = out.dataset.report
     if not path.exists():
         return ["dataset: not made yet (docpipe generate)"]
     report = DatasetReport.model_validate(json.loads(path.read_text(encoding="utf-8")))
     return [
         f"dataset: {report.splits.get('train', 0)} train + {report.splits.get('eval', 0)} eval pairs from "
         f"{report.documents_covered} of {report.documents_with_text} documents with text, "
-        f"{report.splits.get('rejected', 0)} rejected; card: {out / 'dataset' / 'README.md'}"
+        f"{report.splits.get('rejected', 0)} rejected; card: {out.dataset.card}"
     ]
 
 
-def _runs(out: Path) -> list[str]:
+def _runs(out: Layout) -> list[str]:
     """One line per training run, newest first; a run without a result was interrupted (resumable)."""
-    runs = sorted((out / "runs").glob("*/train_config.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    runs = out.started_runs()
     if not runs:
         return ["train: no runs yet (docpipe train)"]
     lines = []
-    for config in runs:
-        result_path = config.parent / "train_result.json"
+    for run in runs:
+        result_path = run.result
         if not result_path.exists():
-            lines.append(f"train: run {config.parent.name} not finished (running, or interrupted: the same `docpipe train` command resumes it)")
+            lines.append(f"train: run {run.id} not finished (running, or interrupted: the same `docpipe train` command resumes it)")
             continue
         r = TrainResult.model_validate_json(result_path.read_text(encoding="utf-8"))
         held = f", best held-out loss {r.sft.best_eval_loss:.3f}" if r.sft.best_eval_loss is not None else ""
@@ -56,12 +56,12 @@ def _runs(out: Path) -> list[str]:
     return lines
 
 
-def _export(out: Path) -> list[str]:
-    path = out / "export" / "export_result.json"
+def _export(out: Layout) -> list[str]:
+    path = out.export.result
     if not path.exists():
         return ["export: not made yet (docpipe export)"]
     r = ExportResult.model_validate_json(path.read_text(encoding="utf-8"))
     files = ", ".join(f"{p.file} ({p.gate})" for p in r.parity)
     if not r.passed:
-        return [f"export: run {r.run_id} FAILED the parity gate: {files}; see {out / 'export' / 'parity.json'}"]
-    return [f"export: {r.name} from run {r.run_id}: {files}; ollama create {r.name} -f {out / 'export' / 'Modelfile'}"]
+        return [f"export: run {r.run_id} FAILED the parity gate: {files}; see {out.export.parity}"]
+    return [f"export: {r.name} from run {r.run_id}: {files}; ollama create {r.name} -f {out.export.modelfile}"]

@@ -2,95 +2,84 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from docpipe.contracts import Document, DocStatus, IngestReport
+from docpipe.contracts import IngestReport
+from docpipe.events import EventSink, StageEvent
 
 console = Console(stderr=True)
 
 
-class IngestProgress:
+class _IngestBar:
     """Files done of all, MB done, ETA; the bar advances by bytes so big files weigh more."""
+
+    columns = (TextColumn("{task.description}", style="cyan"), BarColumn(), TextColumn("{task.fields[files]}"),
+               TextColumn("{task.fields[mb]}"), TimeRemainingColumn())
 
     def __init__(self, progress: Progress):
         self._progress = progress
         self._task = progress.add_task("reading", total=None, mb="", files="")
-        self._files = self._done_files = self._done_bytes = self._total_bytes = 0
 
-    def start(self, found: list) -> None:
-        self._files, self._total_bytes = len(found), sum(f.size for f in found) or 1
-        self._progress.update(self._task, total=self._total_bytes, files=f"0/{self._files} files")
-
-    def advance(self, item, doc: Document) -> None:
-        self._done_bytes += item.size
-        self._done_files += 1
-        mark = {DocStatus.ok: "", DocStatus.partial: " (partial)"}.get(doc.status, f" ({doc.status.value})")
-        self._progress.update(
-            self._task,
-            advance=item.size,
-            description=f"{item.rel[-40:]:<40}{mark}",
-            mb=f"{self._done_bytes / 2**20:,.1f}/{self._total_bytes / 2**20:,.1f} MB",
-            files=f"{self._done_files}/{self._files} files",
-        )
+    def __call__(self, event: StageEvent) -> None:
+        done, total = event.metrics.get("bytes_done", 0), event.metrics.get("bytes_total", 0)
+        fields = {"files": f"{event.step}/{event.total} files", "mb": f"{done / 2**20:,.1f}/{total / 2**20:,.1f} MB"}
+        if event.step:
+            fields["description"] = f"{event.message[-40:]:<40}"
+        self._progress.update(self._task, completed=done, total=total or 1, **fields)
 
 
-@contextmanager
-def ingest_progress() -> Iterator[IngestProgress]:
-    columns = (TextColumn("{task.description}", style="cyan"), BarColumn(), TextColumn("{task.fields[files]}"),
-               TextColumn("{task.fields[mb]}"), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
-        yield IngestProgress(progress)
-
-
-class ChunkProgress:
+class _ChunkBar:
     """Chunks done of all, candidates so far, ETA."""
+
+    columns = (TextColumn("{task.description}", style="cyan"), BarColumn(), TextColumn("{task.completed}/{task.total} chunks"),
+               TextColumn("{task.fields[pairs]}"), TimeRemainingColumn())
 
     def __init__(self, progress: Progress):
         self._progress = progress
         self._task = progress.add_task("writing Q&A pairs", total=None, pairs="")
-        self._pairs = 0
 
-    def start(self, chunks: list) -> None:
-        self._progress.update(self._task, total=len(chunks))
-
-    def advance(self, chunk, candidates: int) -> None:
-        self._pairs += candidates
-        self._progress.update(self._task, advance=1, description=f"{chunk.path[-40:]:<40}", pairs=f"{self._pairs} candidates")
+    def __call__(self, event: StageEvent) -> None:
+        fields = {"description": f"{event.message[-40:]:<40}"} if event.step else {}
+        self._progress.update(self._task, completed=event.step, total=event.total,
+                              pairs=f"{event.metrics.get('candidates', 0):.0f} candidates", **fields)
 
 
-@contextmanager
-def chunk_progress() -> Iterator[ChunkProgress]:
-    columns = (TextColumn("{task.description}", style="cyan"), BarColumn(), TextColumn("{task.completed}/{task.total} chunks"),
-               TextColumn("{task.fields[pairs]}"), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
-        yield ChunkProgress(progress)
+class _TrainBars:
+    """Steps done of all per phase (SFT, DPO), with the latest loss, held-out loss and real tokens/s."""
 
-
-class TrainProgress:
-    """Steps done of all per stage, with the latest loss, held-out loss and real tokens/s."""
+    columns = (TextColumn("{task.description}", style="cyan"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+               TextColumn("{task.fields[stats]}"), TimeRemainingColumn())
 
     def __init__(self, progress: Progress):
         self._progress, self._tasks = progress, {}
 
-    def update(self, p) -> None:
-        if p.stage not in self._tasks:
-            self._tasks[p.stage] = self._progress.add_task(p.stage, total=p.total_steps, stats="")
-        stats = [f"loss {p.loss:.3f}" if p.loss is not None else "", f"held-out {p.eval_loss:.3f}" if p.eval_loss is not None else "",
-                 f"{p.tokens_per_s:,.0f} tok/s" if p.tokens_per_s else ""]
-        self._progress.update(self._tasks[p.stage], completed=p.step, total=p.total_steps, stats="  ".join(s for s in stats if s))
+    def __call__(self, event: StageEvent) -> None:
+        if event.phase not in self._tasks:
+            self._tasks[event.phase] = self._progress.add_task(event.phase, total=event.total, stats="")
+        m = event.metrics
+        stats = [f"loss {m['loss']:.3f}" if "loss" in m else "", f"held-out {m['eval_loss']:.3f}" if "eval_loss" in m else "",
+                 f"{m['tokens_per_s']:,.0f} tok/s" if m.get("tokens_per_s") else ""]
+        self._progress.update(self._tasks[event.phase], completed=event.step, total=event.total, stats="  ".join(s for s in stats if s))
+
+
+_BARS = {"ingest": _IngestBar, "generate": _ChunkBar, "train": _TrainBars}
 
 
 @contextmanager
-def train_progress() -> Iterator[TrainProgress]:
-    columns = (TextColumn("{task.description}", style="cyan"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-               TextColumn("{task.fields[stats]}"), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
-        yield TrainProgress(progress)
+def progress(stage: str) -> Iterator[EventSink]:
+    """An event sink that draws the stage's progress (bars with ETA; a spinner with the message for the others)."""
+    bars = _BARS.get(stage)
+    if bars is None:
+        with console.status(stage) as status:
+            yield lambda event: status.update(event.message)
+        return
+    with Progress(*bars.columns, console=console, transient=True, disable=not console.is_terminal) as rich_progress:
+        yield bars(rich_progress)
 
 
 def train_table(result) -> Table:

@@ -2,8 +2,13 @@
 prove they behave like the trained model (`parity`), and write an Ollama Modelfile and a model card.
 `export.run` is the stage."""
 
-import trainers  # noqa: F401 - sets the Hugging Face libraries offline, before they are imported
+from docpipe.errors import DocpipeError
+from docpipe.runtime import offline
+
+offline.apply()  # before transformers or gguf is imported
 
 
-class ExportError(RuntimeError):
+class ExportError(DocpipeError, RuntimeError):
     """An export that cannot go on; the message is one line that says what to do."""
+
+    stage = "export"

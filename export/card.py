@@ -7,14 +7,15 @@ import json
 from pathlib import Path
 
 from docpipe.contracts import ExportResult, TrainResult
+from docpipe.layout import Layout
 
 
-def model_card(result: ExportResult, trained: TrainResult, out_dir: Path) -> str:
+def model_card(result: ExportResult, trained: TrainResult, layout: Layout) -> str:
     stages = [s for s in (trained.sft, trained.dpo) if s]
     lines = [
         f"# {result.name}",
         "",
-        f"A fine-tune of **{trained.base_model}** on the documents in `{out_dir.resolve()}`, made by docpipe "
+        f"A fine-tune of **{trained.base_model}** on the documents in `{layout.root.resolve()}`, made by docpipe "
         f"{result.docpipe_version}. It answers questions about those documents and ends each answer with its source "
         "(document and page).",
         "",
@@ -35,7 +36,7 @@ def model_card(result: ExportResult, trained: TrainResult, out_dir: Path) -> str
         "",
         "## Evaluation",
         "",
-        _evaluation(out_dir / "runs" / trained.run_id),
+        _evaluation(layout.run(trained.run_id).eval_report),
         "",
         "## Parity: does each file behave like the trained model?",
         "",
@@ -59,8 +60,7 @@ def ollama_commands(result: ExportResult, modelfile: str = "Modelfile") -> list[
     return [f"ollama create {result.name} -f {modelfile}", f"ollama run {result.name}"]
 
 
-def _evaluation(run_dir: Path) -> str:
-    report = run_dir / "eval_report.json"
+def _evaluation(report: Path) -> str:
     if not report.is_file():
         return "Not evaluated yet: `docpipe eval` writes its summary here."
     summary = json.loads(report.read_text(encoding="utf-8")).get("summary", {})

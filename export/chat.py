@@ -22,7 +22,8 @@ try:
 except ImportError as exc:
     raise ImportError("docpipe chat needs llama-cpp-python: pip install 'docpipe[local]'") from exc
 
-from docpipe.llm.local_provider import default_threads, quiet_llama_logs
+from docpipe.errors import DocpipeError
+from docpipe.runtime.llama import default_threads, quiet_llama_logs
 
 # GGUF metadata read here; docpipe's exporter writes SYSTEM_PROMPT beside the template.
 CHAT_TEMPLATE = "tokenizer.chat_template"
@@ -35,8 +36,10 @@ REPEAT_PENALTY = 1.1
 Message = dict[str, str]
 
 
-class ChatError(Exception):
+class ChatError(DocpipeError):
     """A problem to report in one line: a file llama.cpp cannot load, no chat template, a question too long."""
+
+    stage = "chat"
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ _CHATML_SYSTEM = "<|im_start|>system\n"
 _CHATML_END = "<|im_end|>\n"
 _GO_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
-# Gemma turns, as docpipe.base_models.GEMMA3_CHAT_TEMPLATE writes them: only messages[0] can be the
+# Gemma turns, as docpipe.runtime.pretrained.GEMMA3_CHAT_TEMPLATE writes them: only messages[0] can be the
 # system prompt, and it opens the first non-system turn; later system messages are left out.
 _GO_GEMMA_TURNS = (
     '{{ $system := "" }}{{ $first := true }}'

@@ -80,7 +80,7 @@ def compare(gguf: Path, ref: Reference, *, threads: int) -> dict[str, Any]:
     import llama_cpp
     import numpy as np
 
-    from docpipe.llm.local_provider import quiet_llama_logs
+    from docpipe.runtime.llama import quiet_llama_logs
 
     quiet_llama_logs()  # a probe that starts with BOS would make llama.cpp warn about it on every file
     longest = max((len(ids) for ids in ref.chats), default=1)

@@ -13,37 +13,64 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from docpipe import __version__, base_models
-from docpipe.config import DocpipeConfig, ExportConfig
+from docpipe import __version__
+from docpipe.config import ExportConfig
 from docpipe.contracts import ExportResult, QuantParity, TrainResult
+from docpipe.errors import ErrorKind
+from docpipe.events import EventSink, StageEvent, ignore
+from docpipe.layout import DatasetLayout, Layout
+from docpipe.runtime import pretrained
+from docpipe.stage import ExportInputs, matches_fingerprint, record_fingerprint
 from docpipe.store import atomic_file, atomic_write_text, iter_jsonl, sha256_file, stable_hash, write_json
 from export import ExportError
 
+STAGE = "export"
 FLOATS = ("f16", "bf16", "f32")  # written by gguf-py (at most one per export); the rest are quantised from it
 
 
-def run(out_dir: Path, cfg: DocpipeConfig, *, on_step: Callable[[str], None] | None = None) -> ExportResult:
-    """Export the run `cfg.export.run` (default: the latest finished one) into OUT/export/."""
+def fingerprint(inputs: ExportInputs, cfg: ExportConfig) -> str:
+    """The run exported (its id and adapter, by hash), the name, the settings and docpipe's version."""
+    layout = inputs.layout
+    trained = finished_run(layout, cfg.run)
+    adapter = Path(trained.adapter) / "adapter_model.safetensors"
+    return stable_hash(STAGE, trained.run_id, sha256_file(adapter) if adapter.is_file() else None,
+                       model_name(cfg.name, layout.root), cfg, __version__)
+
+
+def is_current(inputs: ExportInputs, cfg: ExportConfig) -> bool:
+    """A passed export of the same run with the same settings, its files all there."""
+    folder = inputs.layout.export
+    if not matches_fingerprint(inputs.layout, STAGE, fingerprint(inputs, cfg), folder.result, folder.modelfile):
+        return False
+    done = ExportResult.model_validate_json(folder.result.read_text(encoding="utf-8"))
+    return done.passed and all((folder.root / p.file).is_file() for p in done.parity)
+
+
+def run(inputs: ExportInputs, cfg: ExportConfig, *, events: EventSink = ignore) -> ExportResult:
+    """Export the run `cfg.run` (default: the latest finished one) into OUT/export/."""
+    from docpipe.runtime.hardware import choose_threads, probe
     from export import gguf_writer, parity, quantize
     from export.merge import load_trained, merged_state
     from export.modelfile import render_modelfile
     from export.ollama_template import TemplateError, ollama_template
-    from trainers.dispatch import choose_threads, probe
 
-    step = on_step or (lambda _message: None)
-    out_dir, opts = Path(out_dir), cfg.export
+    layout, opts = inputs.layout, cfg
+    out_dir, folder = layout.root, layout.export
+    steps = iter(range(1, 1000))
+
+    def step(message: str) -> None:
+        events(StageEvent(stage=STAGE, step=next(steps), message=message))
+
     started = time.monotonic()
-    trained = finished_run(out_dir, opts.run)
+    trained = finished_run(layout, opts.run)
     name = model_name(opts.name, out_dir)
     _check_quantizations(opts)
-    export_dir = out_dir / "export"
-    export_dir.mkdir(parents=True, exist_ok=True)
+    folder.root.mkdir(parents=True, exist_ok=True)
     threads = choose_threads(opts.threads, probe())
-    base = _base_folder(trained, out_dir)
+    base = _base_folder(trained, layout)
 
     step("loading the trained model")
     tick = time.monotonic()
@@ -53,7 +80,7 @@ def run(out_dir: Path, cfg: DocpipeConfig, *, on_step: Callable[[str], None] | N
         raise ExportError(f"cannot load the trained model ({_first_line(exc)}): base {base}, adapter {trained.adapter}; "
                           "if a file is damaged, delete the run folder and run `docpipe train` again") from exc
     load_s = time.monotonic() - tick
-    source = base_models.source_gguf(base, out_dir / "cache")
+    source = pretrained.source_gguf(base, layout.cache_for("base_models"))
     tokenizer_fields = _tokenizer_fields(source, base, tokenizer, model.config.vocab_size)
     add_bos = next((f.value for f in tokenizer_fields if f.key == "tokenizer.ggml.add_bos_token"), False)
     try:
@@ -61,11 +88,11 @@ def run(out_dir: Path, cfg: DocpipeConfig, *, on_step: Callable[[str], None] | N
                                    bos_token=tokenizer.bos_token, eos_token=tokenizer.eos_token, add_bos=bool(add_bos))
     except TemplateError as exc:
         raise ExportError(str(exc)) from None
-    system = training_system_prompt(out_dir / "dataset")
+    system = training_system_prompt(layout.dataset)
 
     step("computing the trained model's reference logits")
     tick = time.monotonic()
-    reference = parity.reference(model, tokenizer, parity_conversations(out_dir / "dataset", opts.parity_chats),
+    reference = parity.reference(model, tokenizer, parity_conversations(layout.dataset, opts.parity_chats),
                                  runtime_bos=template.runtime_bos, max_tokens=opts.parity_max_tokens)
     reference_s = time.monotonic() - tick
     warnings = _warnings(trained, opts, system)
@@ -74,12 +101,12 @@ def run(out_dir: Path, cfg: DocpipeConfig, *, on_step: Callable[[str], None] | N
                   "adapter_sha256": sha256_file(Path(trained.adapter) / "adapter_model.safetensors"),
                   "dataset_sha256": trained.dataset_sha256, "merge_base": merge_base, "docpipe_version": __version__}
     key = stable_hash(provenance, name, system, opts.quantizations)
-    manifest_path = export_dir / "export_manifest.json"
+    manifest_path = folder.manifest
     manifest = _read_manifest(manifest_path, key)
 
     master = next((q for q in opts.quantizations if q in FLOATS), "f16")
-    files = {q: export_dir / f"{name}-{q}.gguf" for q in opts.quantizations}
-    master_path = files.get(master, out_dir / "cache" / "export" / f"{name}-{master}.gguf")
+    files = {q: folder.gguf(name, q) for q in opts.quantizations}
+    master_path = files.get(master, layout.cache_for("export") / folder.gguf(name, master).name)
     if not _done(manifest, master, master_path):
         step(f"merging the adapter and writing {master_path.name}")
         tick = time.monotonic()
@@ -106,11 +133,11 @@ def run(out_dir: Path, cfg: DocpipeConfig, *, on_step: Callable[[str], None] | N
         figures = parity.compare(path, reference, threads=threads)
         results.append(_judge(quant, path, figures, opts, manifest["files"][quant]["write_s"], time.monotonic() - tick))
     passed = all(r.gate != "fail" for r in results)
-    write_json(export_dir / "parity.json", {"passed": passed, "reference": "the trained model (base + adapter, unmerged, float32) in transformers",
+    write_json(folder.parity, {"passed": passed, "reference": "the trained model (base + adapter, unmerged, float32) in transformers",
                                             "chats": len(reference.chats), "probes": len(reference.probes) + len(reference.prompts),
                                             "notes": reference.notes,
                                             "files": [r.model_dump(mode="json") for r in results]})
-    modelfile = export_dir / "Modelfile"
+    modelfile = folder.modelfile
     if passed:
         num_ctx = opts.num_ctx or trained.config.get("max_seq_tokens", 2048)
         atomic_write_text(modelfile, render_modelfile(
@@ -126,41 +153,44 @@ def run(out_dir: Path, cfg: DocpipeConfig, *, on_step: Callable[[str], None] | N
                           wall_s=round(time.monotonic() - started, 2), docpipe_version=__version__)
     from export.card import model_card
 
-    atomic_write_text(export_dir / "README.md", model_card(result, trained, out_dir))
-    write_json(export_dir / "export_result.json", result)
+    atomic_write_text(folder.card, model_card(result, trained, layout))
+    write_json(folder.result, result)
+    record_fingerprint(layout, STAGE, fingerprint(inputs, cfg))
     return result
 
 
-def finished_run(out_dir: Path, run_id: str | None) -> TrainResult:
+def finished_run(layout: Layout, run_id: str | None) -> TrainResult:
     """The training run to export: `run_id`, or the most recently finished one."""
-    runs = out_dir / "runs"
+    out_dir = layout.root
     if run_id:
-        path = runs / run_id / "train_result.json"
+        path = layout.run(run_id).result
         if not path.is_file():
-            raise ExportError(f"no finished training run {run_id!r} in {runs}; `docpipe status --out {out_dir}` lists them")
+            raise ExportError(f"no finished training run {run_id!r} in {layout.runs}; `docpipe status --out {out_dir}` lists them",
+                              kind=ErrorKind.missing_input)
     else:
-        done = sorted(runs.glob("*/train_result.json"), key=lambda p: p.stat().st_mtime) if runs.is_dir() else []
+        done = layout.finished_runs()
         if not done:
-            raise ExportError(f"no finished training run in {out_dir}: run `docpipe train --out {out_dir}` first")
-        path = done[-1]
+            raise ExportError(f"no finished training run in {out_dir}: run `docpipe train --out {out_dir}` first",
+                              kind=ErrorKind.missing_input)
+        path = done[-1].result
     try:
         trained = TrainResult.model_validate_json(path.read_text(encoding="utf-8"))
     except ValueError as exc:  # pydantic's ValidationError: a truncated or edited file
         raise ExportError(f"{path} is damaged ({_first_line(exc)}); delete {path.parent} and run `docpipe train --out "
-                          f"{out_dir}` again") from None
+                          f"{out_dir}` again", kind=ErrorKind.damaged) from None
     # The adapter beside the result, not the path recorded at training time: the output folder may have moved.
-    return trained.model_copy(update={"adapter": str(path.parent / "adapter")})
+    return trained.model_copy(update={"adapter": str(layout.run(path.parent.name).adapter)})
 
 
-def _base_folder(trained: TrainResult, out_dir: Path) -> Path:
+def _base_folder(trained: TrainResult, layout: Layout) -> Path:
     """The run's base model folder; a packaged base whose converted copy is gone (a moved or cleaned
     output folder) is converted again into the cache, and must be the same file as trained on."""
     base = Path(trained.base_path)
     if base.is_dir():
         return base
     try:
-        again = base_models.resolve(trained.base_model, out_dir / "cache")
-    except base_models.BaseModelError as exc:
+        again = pretrained.resolve(trained.base_model, layout.cache_for("base_models"))
+    except pretrained.BaseModelError as exc:
         raise ExportError(f"the run's base model folder {base} is gone and cannot be made again: {exc}") from None
     if again.sha256 != trained.base_sha256:
         raise ExportError(f"the run's base model folder {base} is gone, and {trained.base_model} is now a different "
@@ -180,24 +210,24 @@ def model_name(name: str | None, out_dir: Path) -> str:
     return slug or "docpipe-model"
 
 
-def training_system_prompt(dataset: Path) -> str:
+def training_system_prompt(dataset: DatasetLayout) -> str:
     """The system message the model was trained with (the first training record's)."""
-    from docpipe.qa.formats import SYSTEM_PROMPT
+    from docpipe.runtime.chat_format import SYSTEM_PROMPT
 
-    for record in iter_jsonl(dataset / "train.jsonl") if (dataset / "train.jsonl").is_file() else []:
+    for record in iter_jsonl(dataset.train) if dataset.train.is_file() else []:
         messages = record.get("messages") or []
         return messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
     return SYSTEM_PROMPT
 
 
-def parity_conversations(dataset: Path, count: int) -> list[list[dict]]:
+def parity_conversations(dataset: DatasetLayout, count: int) -> list[list[dict]]:
     """Held-out conversations (training ones when there are none): what the gate compares logits on."""
-    for name in ("eval.jsonl", "train.jsonl"):
-        path = dataset / name
+    for path in (dataset.eval, dataset.train):
         chats = [r["messages"] for r in iter_jsonl(path)][:count] if path.is_file() else []
         if chats:
             return chats
-    raise ExportError(f"no conversations in {dataset} to check the export against; run `docpipe generate` first")
+    raise ExportError(f"no conversations in {dataset.root} to check the export against; run `docpipe generate` first",
+                      kind=ErrorKind.missing_input)
 
 
 def _tokenizer_fields(source: Path | None, base: Path, tokenizer: Any, vocab_size: int) -> list:

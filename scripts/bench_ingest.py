@@ -190,8 +190,9 @@ def _unstructured_extract():
     its spaCy model (else it downloads one from GitHub), and no hi_res (its layout models come
     from a hub): `fast` for PDFs, `ocr_only` when that finds under 50 characters, and for images."""
     os.environ.update(HF_HUB_OFFLINE="1", DO_NOT_TRACK="1", SCARF_NO_ANALYTICS="1")
-    from docpipe.ingest.engines.unstructured_engine import use_installed_spacy_model
     from unstructured.partition.auto import partition
+
+    from docpipe.ingest.engines.unstructured_engine import use_installed_spacy_model
 
     use_installed_spacy_model()
 

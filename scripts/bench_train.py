@@ -53,9 +53,10 @@ def matmul_gflops(threads: int, repeats: int = 5) -> float:
 
 def _rows(args) -> tuple[list[dict], list[dict]]:
     """Train rows (prompt/completion messages) and the fixed held-out sample, as docpipe reads them."""
+    from docpipe.layout import DatasetLayout
     from trainers import data
 
-    rows = data.load(args.dataset, args.dataset.parent, with_dpo=False)
+    rows = data.load(DatasetLayout(args.dataset), args.dataset.parent, with_dpo=False)
     return rows.train, data.sample(rows.eval, args.eval_pairs, args.seed)
 
 
@@ -70,15 +71,16 @@ def run_docpipe(args, train: list[dict], adapter: Path) -> dict:
 
     import torch
 
-    from docpipe.base_models import resolve
     from docpipe.config import TrainConfig
+    from docpipe.layout import StageWorkLayout
+    from docpipe.runtime.pretrained import resolve
     from trainers.backend import TrainJob
     from trainers.hf_backend import BACKEND
 
     opts = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, threads=args.threads, seed=args.seed,
                        checkpoint_minutes=1e6, evals_per_epoch=1)
     base = resolve(str(args.base_model), args.cache)
-    job = TrainJob("sft", base, train, [], args.work / "docpipe", opts, 1, "cpu", args.threads)
+    job = TrainJob("sft", base, train, [], StageWorkLayout(args.work / "docpipe"), opts, 1, "cpu", args.threads)
     result = BACKEND.sft(job)
     shutil.copytree(result.adapter, adapter)
     return {"steps": result.steps, "tokens": result.tokens, "step_seconds": result.tokens / result.tokens_per_s,
@@ -207,8 +209,8 @@ def _run_child(name: str, args, argv: list[str]) -> dict:
 
 def _inputs(args, scratch: Path) -> None:
     """Fill in the dataset and base-model folder (a tiny pair in --quick), and the thread count."""
-    from docpipe.base_models import resolve
-    from trainers import dispatch
+    from docpipe.runtime import hardware
+    from docpipe.runtime.pretrained import resolve
 
     if args.quick:
         from tests.trainers.tiny_model import build_tiny_model, tiny_dataset
@@ -218,7 +220,7 @@ def _inputs(args, scratch: Path) -> None:
     else:
         args.dataset = args.dataset or corpus_dataset(args.cache / "corpus-out")
         args.base_model = resolve(args.base_model, args.cache).path  # converts the packaged GGUF once, cached
-    args.threads = args.threads or dispatch.choose_threads(None, dispatch.probe())
+    args.threads = args.threads or hardware.choose_threads(None, hardware.probe())
 
 
 def corpus_dataset(out: Path) -> Path:

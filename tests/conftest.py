@@ -31,7 +31,7 @@ def bad_inputs(tmp_path_factory, corpus) -> Path:
 def ingested_corpus(corpus, tmp_path_factory):
     """The whole corpus ingested once per session: (report, output folder)."""
     from docpipe.config import IngestConfig
-    from docpipe.ingest.pipeline import run
+    from tests.stages import ingest_folder
 
     out = tmp_path_factory.mktemp("corpus-out")
-    return run(corpus, out, IngestConfig()), out
+    return ingest_folder(corpus, out, IngestConfig()), out

@@ -13,9 +13,15 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from docpipe.errors import DocpipeError, ErrorKind
+from docpipe.layout import DatasetLayout
 
-class DatasetError(ValueError):
+
+class DatasetError(DocpipeError, ValueError):
     """The dataset is missing or unreadable; the message says what to run."""
+
+    stage = "train"
+    kind = ErrorKind.missing_input
 
 
 @dataclass(frozen=True)
@@ -26,18 +32,19 @@ class TrainData:
     sha256: str  # of the files read: a changed dataset is a new run
 
 
-def load(dataset_dir: Path, out_dir: Path, *, with_dpo: bool) -> TrainData:
-    """The SFT train/held-out rows (and the DPO rows when asked) from `dataset_dir`."""
+def load(folder: DatasetLayout, out_dir: Path, *, with_dpo: bool) -> TrainData:
+    """The SFT train/held-out rows (and the DPO rows when asked) from the dataset folder."""
     digest = hashlib.sha256()
-    names = ["train.jsonl", "eval.jsonl"] + (["dpo.jsonl"] if with_dpo else [])
-    tables = {name: _read(dataset_dir / name, out_dir, digest) for name in names}
-    train = [_sft_row(r, dataset_dir / "train.jsonl", i) for i, r in enumerate(tables["train.jsonl"], 1)]
+    tables = {path: _read(path, out_dir, digest) for path in [folder.train, folder.eval] + ([folder.dpo] if with_dpo else [])}
+    train = [_sft_row(r, folder.train, i) for i, r in enumerate(tables[folder.train], 1)]
     if not train:
-        raise DatasetError(f"{dataset_dir / 'train.jsonl'} has no pairs: run `docpipe generate --out {out_dir}` on documents with text")
-    held_out = [_sft_row(r, dataset_dir / "eval.jsonl", i) for i, r in enumerate(tables["eval.jsonl"], 1)]
-    dpo = [_dpo_row(r, dataset_dir / "dpo.jsonl", i) for i, r in enumerate(tables.get("dpo.jsonl", []), 1)]
+        raise DatasetError(f"{folder.train} has no pairs: run `docpipe generate --out {out_dir}` on documents with text",
+                           kind=ErrorKind.empty_dataset)
+    held_out = [_sft_row(r, folder.eval, i) for i, r in enumerate(tables[folder.eval], 1)]
+    dpo = [_dpo_row(r, folder.dpo, i) for i, r in enumerate(tables.get(folder.dpo, []), 1)]
     if with_dpo and not dpo:
-        raise DatasetError(f"{dataset_dir / 'dpo.jsonl'} has no preference pairs: run `docpipe generate` with generate.dpo: true")
+        raise DatasetError(f"{folder.dpo} has no preference pairs: run `docpipe generate` with generate.dpo: true",
+                           kind=ErrorKind.empty_dataset)
     return TrainData(train, held_out, dpo, digest.hexdigest())
 
 
@@ -60,7 +67,8 @@ def _read(path: Path, out_dir: Path, digest) -> list[dict]:
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as exc:
-            raise DatasetError(f"{path} line {number} is not JSON ({exc.msg}): run `docpipe generate --out {out_dir}` again") from None
+            raise DatasetError(f"{path} line {number} is not JSON ({exc.msg}): run `docpipe generate --out {out_dir}` again",
+                               kind=ErrorKind.damaged) from None
     return rows
 
 

@@ -8,14 +8,10 @@ module is imported only once chosen, so the CPU path never touches CUDA- or Appl
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import os
-import platform
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from docpipe.runtime.hardware import Hardware, installed
 from trainers.backend import Backend, BackendUnavailable
 
 # name -> (module, the package it needs, the extra that installs it)
@@ -27,35 +23,10 @@ BACKENDS = {
 
 
 @dataclass(frozen=True)
-class Hardware:
-    cuda: str | None  # the GPU's name when torch sees one
-    mps: bool
-    apple_silicon: bool
-    cores: int
-
-
-@dataclass(frozen=True)
 class Choice:
     backend: str
     device: str
     reason: str
-
-
-def probe() -> Hardware:
-    """What this machine has to train on (imports torch when it is installed)."""
-    cuda, mps = None, False
-    if importlib.util.find_spec("torch") is not None:
-        import torch
-
-        if torch.cuda.is_available():
-            cuda = torch.cuda.get_device_name(0)
-        mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
-    apple = sys.platform == "darwin" and platform.machine() == "arm64"
-    return Hardware(cuda=cuda, mps=mps, apple_silicon=apple, cores=_physical_cores())
-
-
-def installed(package: str) -> bool:
-    return importlib.util.find_spec(package) is not None
 
 
 def choose(backend: str, device: str, hw: Hardware, is_installed: Callable[[str], bool] | None = None) -> Choice:
@@ -100,27 +71,6 @@ def load(name: str) -> Backend:
     return module.BACKEND
 
 
-def choose_threads(requested: int | None, hw: Hardware, other_load: Callable[[], float] | None = None) -> int:
-    """CPU threads for training: what was asked, else the cores not busy with other work.
-
-    Measured on a 2-core machine: with another process busy, 2 torch threads ran up to 100x
-    slower than 1 (../shared/notes/training-stack-measured.md), so busy cores are left alone.
-    """
-    if requested:
-        return requested
-    busy = (other_load or _other_load)()
-    return max(1, hw.cores - round(busy))
-
-
-def _other_load(seconds: float = 0.5) -> float:
-    """Cores kept busy by other processes, sampled while this one sleeps."""
-    import psutil
-
-    psutil.cpu_percent(None)
-    time.sleep(seconds)
-    return psutil.cpu_percent(None) / 100 * (psutil.cpu_count() or 1)
-
-
 def _device(device: str, hw: Hardware) -> str:
     if device == "auto":
         return "cuda" if hw.cuda else "mps" if hw.mps else "cpu"
@@ -129,12 +79,3 @@ def _device(device: str, hw: Hardware) -> str:
     if device == "mps" and not hw.mps:
         raise BackendUnavailable("device mps asked for, but torch sees no Apple GPU; use --device cpu")
     return device
-
-
-def _physical_cores() -> int:
-    try:
-        import psutil
-
-        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
-    except ImportError:
-        return os.cpu_count() or 1

@@ -6,14 +6,14 @@ the model differently.
 
 from __future__ import annotations
 
-import json
-import math
 import time
 import warnings
 from pathlib import Path
 
-from docpipe.store import atomic_folder, write_json
-from trainers.backend import BackendUnavailable, Progress, TrainJob, peak_rss_mb
+from docpipe.runtime.hardware import peak_rss_mb
+from docpipe.store import atomic_folder
+from trainers.backend import BackendUnavailable, TrainJob
+from trainers.plan import CheckpointFolders, CheckpointTimer, KeepBest, TrainingPlan, plan_job
 
 # TRL 1.16 still calls transformers' deprecated is_gradient_checkpointing; harmless until transformers 6.
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
@@ -21,8 +21,8 @@ warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", categ
 try:
     import torch
     from datasets import Dataset
-    from peft import LoraConfig, PeftModel
     from datasets.utils.logging import disable_progress_bar as _no_dataset_bars
+    from peft import LoraConfig, PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback, set_seed
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from transformers.utils.logging import disable_progress_bar as _no_model_bars
@@ -31,9 +31,10 @@ except ImportError as exc:  # pragma: no cover - depends on the install
     raise BackendUnavailable(f"the hf backend needs transformers, peft, trl and datasets ({exc.name} is missing): "
                              "pip install 'docpipe[train]'") from exc
 
-from docpipe.contracts import LossPoint, StageResult
+from docpipe.contracts import LossPoint, StageResult  # noqa: E402 - after the offline switches / the patching import above
 
-WARMUP_SHARE = 0.03  # of all steps, before the linear decay
+# Trainer writes tmp-checkpoint-N then renames it, so a checkpoint-N folder with its state is complete.
+_CHECKPOINTS = CheckpointFolders("checkpoint-", "trainer_state.json")
 
 
 class HFBackend:
@@ -161,29 +162,25 @@ def _longest(tokenizer, rows: list[dict], answers: tuple[str, ...], cap: int) ->
 
 
 class _Plan:
-    """Steps derived from the number of examples: epochs, never a fixed iteration count."""
+    """The shared training plan, with each step cut into passes that fit in memory (gradients accumulate)."""
 
     def __init__(self, job: TrainJob, micro_batch: int):
+        self.steps: TrainingPlan = plan_job(job)
         self.micro_batch, self.accumulation = micro_batch, job.options.batch_size // micro_batch
-        self.steps_per_epoch = math.ceil(len(job.train_rows) / job.options.batch_size)
-        self.total_steps = job.options.max_steps or max(1, math.ceil(self.steps_per_epoch * job.epochs))
-        self.eval_every = max(1, self.steps_per_epoch // job.options.evals_per_epoch)
-        self.checkpoints = job.work_dir / "checkpoints"
-        self.adapter = job.work_dir / "adapter"
-
 
 
 def _common_args(job: TrainJob, plan: _Plan) -> dict:
-    o, evaluating = job.options, bool(job.eval_rows)
+    o, evaluating, steps = job.options, bool(job.eval_rows), plan.steps
     return dict(
-        output_dir=str(plan.checkpoints), num_train_epochs=job.epochs, max_steps=o.max_steps or -1,
+        # The plan's step count, stated: Trainer would derive the same, but the plan is the one truth.
+        output_dir=str(job.work.checkpoints), num_train_epochs=job.epochs, max_steps=steps.total_steps,
         per_device_train_batch_size=plan.micro_batch, per_device_eval_batch_size=plan.micro_batch,
         # Stated, not left to defaults: unsloth's patched configs default to accumulation 2,
-        # 8-bit AdamW and weight decay, which would change the step count _Plan derives.
+        # 8-bit AdamW and weight decay, which would change the steps and the updates.
         gradient_accumulation_steps=plan.accumulation, optim="adamw_torch", weight_decay=0.0,
-        lr_scheduler_type="linear", warmup_steps=max(1, round(WARMUP_SHARE * plan.total_steps)),
-        logging_steps=max(1, min(10, plan.eval_every)), eval_strategy="steps" if evaluating else "no",
-        eval_steps=plan.eval_every if evaluating else None,
+        lr_scheduler_type="linear", warmup_steps=steps.warmup_steps,
+        logging_steps=max(1, min(10, steps.eval_every)), eval_strategy="steps" if evaluating else "no",
+        eval_steps=steps.eval_every if evaluating else None,
         save_strategy="no",  # checkpoints are timed by _TimedCheckpoints; the best adapter is kept by _KeepBest
         save_total_limit=1, seed=o.seed, data_seed=o.seed, report_to="none", disable_tqdm=True,
         bf16=train_dtype(job.device) == torch.bfloat16, use_cpu=job.device == "cpu",
@@ -208,26 +205,26 @@ def _length_grouping(config_class) -> dict:
 
 
 def _train(job: TrainJob, trainer, plan: _Plan) -> StageResult:
-    keep_best = _KeepBest(plan.adapter, job.work_dir / "best.json", job.options.early_stopping_patience)
-    reporter = _Reporter(job, plan)
+    resume = _CHECKPOINTS.newest(job.work.checkpoints)
+    keep_best = KeepBest.open(job.work.best_state, job.options.early_stopping_patience, resuming=resume is not None)
+    reporter = _Reporter(job, plan.steps)
     for callback in (PrinterCallback, ProgressCallback):  # raw log dicts and tqdm: the _Reporter replaces them
         trainer.remove_callback(callback)
-    for callback in (_TimedCheckpoints(job.options.checkpoint_minutes), keep_best, reporter):
+    for callback in (_TimedCheckpoints(job.options.checkpoint_minutes), _KeepBest(keep_best, job.work.adapter), reporter):
         trainer.add_callback(callback)
-    resume = _last_checkpoint(plan.checkpoints)
     started = time.monotonic()
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     state = trainer.state
     if job.eval_rows and not any(e.get("step") == state.global_step and "eval_loss" in e for e in state.log_history):
         trainer.evaluate()  # the last steps count too
-    if not plan.adapter.is_dir():  # nothing held out to choose by: the final adapter
-        save_adapter(trainer.model, plan.adapter)
+    if not job.work.adapter.is_dir():  # nothing held out to choose by: the final adapter
+        save_adapter(trainer.model, job.work.adapter)
     wall = time.monotonic() - started
     return StageResult(
-        stage=job.stage, adapter=str(plan.adapter), steps=state.global_step, epochs=round(state.epoch or 0, 3),
+        stage=job.stage, adapter=str(job.work.adapter), steps=state.global_step, epochs=round(state.epoch or 0, 3),
         train_loss=_curve(state.log_history, "loss"), eval_loss=_curve(state.log_history, "eval_loss"),
         best_eval_loss=keep_best.best, best_step=keep_best.best_step, stopped_early=keep_best.stopped,
-        resumed_from_step=int(resume.name.split("-")[-1]) if resume else None,
+        resumed_from_step=_CHECKPOINTS.step(resume) if resume else None,
         tokens=reporter.tokens(state), tokens_per_s=round(reporter.tokens(state) / max(reporter.seconds, 1e-9), 1),
         wall_s=round(wall, 2), peak_memory_mb=peak_memory_mb(job.device),
     )
@@ -243,52 +240,31 @@ def peak_memory_mb(device: str) -> float:
     return round(torch.cuda.max_memory_allocated() / 2**20, 1) if device == "cuda" else peak_rss_mb()
 
 
-def _last_checkpoint(folder: Path) -> Path | None:
-    # Trainer writes tmp-checkpoint-N then renames it, so a checkpoint-N folder is complete.
-    done = [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()]
-    return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
-
-
 def _curve(history: list[dict], key: str) -> list[LossPoint]:
     return [LossPoint(step=e["step"], epoch=round(e.get("epoch") or 0, 3), loss=e[key]) for e in history if key in e]
 
 
 class _TimedCheckpoints(TrainerCallback):
-    """A resumable checkpoint at least every `minutes` (0: every step), whatever the step time."""
+    """Trainer's side of the shared `CheckpointTimer`: ask for a save when one is due."""
 
     def __init__(self, minutes: float):
-        self.every, self.last = minutes * 60, time.monotonic()
+        self.timer = CheckpointTimer(minutes)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if time.monotonic() - self.last >= self.every:
-            control.should_save, self.last = True, time.monotonic()
+        if self.timer.due():
+            control.should_save = True
 
 
 class _KeepBest(TrainerCallback):
-    """Keep the adapter with the lowest held-out loss; stop when it stops improving.
+    """Trainer's side of the shared `KeepBest`: the best adapter is saved to `adapter`, and training stops on its word."""
 
-    Its state lives in a file next to the adapter, so a resumed run remembers the best so far.
-    """
-
-    def __init__(self, adapter: Path, state_file: Path, patience: int):
-        self.adapter, self.state_file, self.patience = adapter, state_file, patience
-        saved = json.loads(state_file.read_text()) if state_file.is_file() else {}
-        self.best, self.best_step = saved.get("best"), saved.get("best_step")
-        self.bad, self.stopped = saved.get("bad", 0), saved.get("stopped", False)
+    def __init__(self, keep_best: KeepBest, adapter: Path):
+        self.keep_best, self.adapter = keep_best, adapter
 
     def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
         loss = (metrics or {}).get("eval_loss")
-        if loss is None:
-            return
-        if self.best is None or loss < self.best:
-            save_adapter(model, self.adapter)
-            self.best, self.best_step, self.bad = float(loss), state.global_step, 0
-        else:
-            self.bad += 1
-            if self.bad >= self.patience:
-                control.should_training_stop = self.stopped = True
-        # Atomic: a kill mid-write must not leave a file the resumed run cannot read.
-        write_json(self.state_file, {"best": self.best, "best_step": self.best_step, "bad": self.bad, "stopped": self.stopped})
+        if loss is not None and self.keep_best.judge(state.global_step, float(loss), lambda: save_adapter(model, self.adapter)):
+            control.should_training_stop = True
 
 
 class _Reporter(TrainerCallback):
@@ -297,7 +273,7 @@ class _Reporter(TrainerCallback):
     Time is summed over optimiser steps only, so held-out evaluations do not dilute tokens/s.
     """
 
-    def __init__(self, job: TrainJob, plan: _Plan):
+    def __init__(self, job: TrainJob, plan: TrainingPlan):
         self.job, self.plan = job, plan
         self.loss = self.eval_loss = None
         self.tokens_at_start, self.step_started, self.seconds = None, 0.0, 0.0
@@ -310,9 +286,8 @@ class _Reporter(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         self.seconds += time.monotonic() - self.step_started
-        if self.job.on_progress:
-            self.job.on_progress(Progress(self.job.stage, state.global_step, state.max_steps or self.plan.total_steps,
-                                          self.loss, self.eval_loss, self.tokens(state) / max(self.seconds, 1e-9)))
+        self.job.report(state.global_step, state.max_steps or self.plan.total_steps, loss=self.loss, eval_loss=self.eval_loss,
+                        tokens_per_s=self.tokens(state) / max(self.seconds, 1e-9))
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         self.loss = (logs or {}).get("loss", self.loss)

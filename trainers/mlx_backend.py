@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import shutil
 import time
@@ -14,9 +13,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from docpipe.contracts import LossPoint, StageResult
+from docpipe.runtime.hardware import peak_rss_mb
 from docpipe.store import atomic_folder
-from trainers.backend import BackendUnavailable, Progress, TrainJob, peak_rss_mb
+from trainers.backend import BackendUnavailable, TrainJob
 from trainers.data import sample
+from trainers.plan import CheckpointFolders, CheckpointTimer, KeepBest, TrainingPlan, plan_job
 
 try:
     import mlx.core as mx
@@ -32,21 +33,23 @@ except ImportError as exc:
 log = logging.getLogger(__name__)
 
 _PEFT_PREFIX = "base_model.model."  # where peft puts the wrapped model in its state dict
-_WARMUP_SHARE = 0.03  # of all steps, before the linear decay (as the hf backend)
+_CHECKPOINTS = CheckpointFolders("step-", "state.json", digits=8)  # folders appear whole (atomic_folder)
 
 
 @dataclass
 class _State:
-    """What a checkpoint holds besides the weights: enough to carry on as if never stopped."""
+    """What a checkpoint holds besides the weights (and the keep-best state, in `job.work.best_state`)."""
 
     step: int = 0
     train_loss: list[dict] = field(default_factory=list)
     eval_loss: list[dict] = field(default_factory=list)
-    best_loss: float | None = None
-    best_step: int | None = None
-    bad_evals: int = 0
-    stopped_early: bool = False
     fingerprint: dict = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: Path) -> _State:
+        # Checkpoints of older versions also held the keep-best figures; those now live in their own file.
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        return cls(**{k: v for k, v in saved.items() if k in cls.__dataclass_fields__})
 
 
 class MLXBackend:
@@ -56,10 +59,10 @@ class MLXBackend:
         """LoRA-tune `job.base` on the SFT rows and write the best adapter in peft format.
 
         Args:
-            job: what to train; `job.work_dir / "checkpoints"` is resumed from when it holds one.
+            job: what to train; `job.work.checkpoints` is resumed from when it holds one.
 
         Returns:
-            The stage's result; its `adapter` is `job.work_dir / "adapter"`.
+            The stage's result; its `adapter` is `job.work.adapter`.
         """
         started = time.perf_counter()
         # mlx has no CPU thread-count setting, so job.threads is not used here.
@@ -68,7 +71,7 @@ class MLXBackend:
             run = _Run(job)
             resumed = run.resume()
             run.train()
-            adapter = _write_peft(job.work_dir / "adapter", run.final_weights(), run.rank, run.alpha,
+            adapter = _write_peft(job.work.adapter, run.final_weights(), run.rank, run.alpha,
                                   job.options.lora_dropout, job.base.path)
             return run.result(adapter, resumed, wall_s=time.perf_counter() - started)
 
@@ -91,22 +94,27 @@ class _Run:
         self.train_rows = _encode(tokenizer, job.train_rows, opts.max_seq_tokens)
         held_out = _encode(tokenizer, sample(job.eval_rows, opts.eval_max_pairs, opts.seed), opts.max_seq_tokens)
         self.eval_batches = [_batch([held_out[i] for i in g]) for g in _length_groups(held_out, opts.batch_size)]
+        self.plan = plan_job(job)
         self.groups = _length_groups(self.train_rows, opts.batch_size)
-        self.steps_per_epoch = len(self.groups)
-        self.total = opts.max_steps or max(1, math.ceil(len(job.train_rows) / opts.batch_size * job.epochs))
-        self.eval_every = max(1, self.steps_per_epoch // opts.evals_per_epoch)
-        self.optimizer = optim.Adam(learning_rate=_schedule(opts.learning_rate, self.total), bias_correction=True)
+        # One epoch visits every group once, so an epoch is the plan's steps_per_epoch steps, as in the hf backend.
+        assert len(self.groups) == self.plan.steps_per_epoch, (len(self.groups), self.plan)
+        self.optimizer = optim.Adam(learning_rate=_schedule(opts.learning_rate, self.plan), bias_correction=True)
         self.state = _State(fingerprint={"base": str(job.base.path), "rank": self.rank, "alpha": self.alpha,
                                          "rows": len(job.train_rows), "batch_size": opts.batch_size, "seed": opts.seed})
         self.best_weights: dict | None = None
+        self.keep_best = KeepBest(job.work.best_state, opts.early_stopping_patience)  # `resume` reads or resets the file
         self.tokens, self.train_s = 0, 0.0
 
     def resume(self) -> int | None:
-        """Load the newest checkpoint of this same job, if there is one; returns its step."""
-        found = _newest_checkpoint(self.job.work_dir / "checkpoints")
+        """Load the newest checkpoint of this same job, if there is one, and the keep-best state with it; returns its step."""
+        step = self._load_checkpoint(_CHECKPOINTS.newest(self.job.work.checkpoints))
+        self.keep_best = KeepBest.open(self.job.work.best_state, self.opts.early_stopping_patience, resuming=step is not None)
+        return step
+
+    def _load_checkpoint(self, found: Path | None) -> int | None:
         if found is None:
             return None
-        state = _State(**json.loads((found / "state.json").read_text(encoding="utf-8")))
+        state = _State.read(found / "state.json")
         if state.fingerprint != self.state.fingerprint:
             log.warning("ignoring checkpoint %s: it was made with other settings (%s)", found, state.fingerprint)
             return None
@@ -120,10 +128,11 @@ class _Run:
     def train(self) -> None:
         """Optimiser steps from the current one to the last, with held-out loss and checkpoints on the way."""
         loss_and_grad = nn.value_and_grad(self.model, _loss)
-        last_save, window = time.monotonic(), []
+        timer, window = CheckpointTimer(self.opts.checkpoint_minutes), []
         self.model.train()
-        while self.state.step < self.total and not self.state.stopped_early:
-            batch, lengths = _batch([self.train_rows[i] for i in _group_for_step(self.groups, self.state.step, self.opts.seed)])
+        while self.state.step < self.plan.total_steps and not self.keep_best.stops_at(self.state.step):
+            rows = _group_for_step(self.groups, self.plan, self.state.step, self.opts.seed)
+            batch, lengths = _batch([self.train_rows[i] for i in rows])
             mx.random.seed(self.opts.seed + self.state.step)  # the same dropout masks after a resume
             tic = time.perf_counter()
             (loss, _), grads = loss_and_grad(self.model, batch, lengths)
@@ -136,42 +145,38 @@ class _Run:
             window = self._log_train(window)
             eval_loss = self._maybe_evaluate()
             self._report(loss.item(), eval_loss)
-            if time.monotonic() - last_save >= self.opts.checkpoint_minutes * 60:
+            if timer.due():
                 self._checkpoint()
-                last_save = time.monotonic()
         if self.eval_batches and (not self.state.eval_loss or self.state.eval_loss[-1]["step"] != self.state.step):
             self._evaluate()  # the end always gets a held-out measurement
         self._checkpoint()
 
     def _log_train(self, window: list[float]) -> list[float]:
         # About 100 points per run, each the mean since the last: enough for a curve, small in JSON.
-        every = max(1, self.total // 100)
-        if self.state.step % every and self.state.step != self.total:
+        every = max(1, self.plan.total_steps // 100)
+        if self.state.step % every and self.state.step != self.plan.total_steps:
             return window
         self.state.train_loss.append({"step": self.state.step, "epoch": self._epoch(), "loss": sum(window) / len(window)})
         return []
 
     def _maybe_evaluate(self) -> float | None:
-        if not self.eval_batches or (self.state.step % self.eval_every and self.state.step != self.total):
+        if not self.eval_batches or not self.plan.evaluates_at(self.state.step):
             return None
         return self._evaluate()
 
     def _evaluate(self) -> float:
-        """Held-out loss now; keep the adapter when it is the best so far, and count evals without improvement."""
+        """Held-out loss now, judged by the shared keep-best rule (which may stop the run)."""
         loss = _held_out_loss(self.model, self.eval_batches)
         self.state.eval_loss.append({"step": self.state.step, "epoch": self._epoch(), "loss": loss})
-        if self.state.best_loss is None or loss < self.state.best_loss:
-            self.state.best_loss, self.state.best_step, self.state.bad_evals = loss, self.state.step, 0
-            # mx arrays are never changed in place (the optimiser makes new ones), so references are a snapshot.
-            self.best_weights = dict(tree_flatten(self.model.trainable_parameters()))
-        else:
-            self.state.bad_evals += 1
-            self.state.stopped_early = self.state.bad_evals >= self.opts.early_stopping_patience
+        self.keep_best.judge(self.state.step, loss, keep=self._keep_weights)
         return loss
 
+    def _keep_weights(self) -> None:
+        # mx arrays are never changed in place (the optimiser makes new ones), so references are a snapshot.
+        self.best_weights = dict(tree_flatten(self.model.trainable_parameters()))
+
     def _report(self, loss: float, eval_loss: float | None) -> None:
-        if self.job.on_progress:
-            self.job.on_progress(Progress("sft", self.state.step, self.total, loss, eval_loss, self._tokens_per_s()))
+        self.job.report(self.state.step, self.plan.total_steps, loss=loss, eval_loss=eval_loss, tokens_per_s=self._tokens_per_s())
 
     def _checkpoint(self) -> None:
         weights = dict(tree_flatten(self.model.trainable_parameters()))
@@ -184,11 +189,11 @@ class _Run:
                 mx.save_safetensors(str(folder / "best.safetensors"), self.best_weights)
             (folder / "state.json").write_text(json.dumps(asdict(self.state)), encoding="utf-8")
 
-        root = self.job.work_dir / "checkpoints"
-        with atomic_folder(root / f"step-{self.state.step:08d}") as folder:
+        root, name = self.job.work.checkpoints, _CHECKPOINTS.name(self.state.step)
+        with atomic_folder(root / name) as folder:
             write(folder)
         for old in [*root.glob("step-*"), *root.glob(".step-*")]:  # the newest is all a resume needs; .tmp: killed saves
-            if old.name != f"step-{self.state.step:08d}":
+            if old.name != name:
                 shutil.rmtree(old, ignore_errors=True)
 
     def final_weights(self) -> dict:
@@ -196,15 +201,15 @@ class _Run:
         return self.best_weights if self.best_weights is not None else dict(tree_flatten(self.model.trainable_parameters()))
 
     def result(self, adapter: Path, resumed: int | None, wall_s: float) -> StageResult:
-        s = self.state
+        s, best = self.state, self.keep_best
         return StageResult(
             stage="sft", adapter=str(adapter), steps=s.step, epochs=self._epoch(),
             train_loss=[LossPoint(**p) for p in s.train_loss], eval_loss=[LossPoint(**p) for p in s.eval_loss],
-            best_eval_loss=s.best_loss, best_step=s.best_step, stopped_early=s.stopped_early, resumed_from_step=resumed,
+            best_eval_loss=best.best, best_step=best.best_step, stopped_early=best.stopped, resumed_from_step=resumed,
             tokens=self.tokens, tokens_per_s=self._tokens_per_s(), wall_s=wall_s, peak_memory_mb=_peak_memory_mb())
 
     def _epoch(self) -> float:
-        return self.state.step / self.steps_per_epoch if self.steps_per_epoch else 0.0
+        return self.plan.epoch_at(self.state.step)
 
     def _tokens_per_s(self) -> float:
         return self.tokens / self.train_s if self.train_s else 0.0
@@ -259,10 +264,10 @@ def _length_groups(encoded: list[tuple[list[int], int]], batch_size: int) -> lis
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def _group_for_step(groups: list[list[int]], step: int, seed: int) -> list[int]:
-    """The batch of optimiser step `step`: each epoch visits every group once, in an order fixed by the
-    seed and the epoch, so a resumed run sees the very batches the interrupted one would have."""
-    epoch, index = divmod(step, len(groups))
+def _group_for_step(groups: list[list[int]], plan: TrainingPlan, step: int, seed: int) -> list[int]:
+    """The batch of optimiser step `step`: each epoch of the plan visits every group once, in an order fixed
+    by the seed and the epoch, so a resumed run sees the very batches the interrupted one would have."""
+    epoch, index = plan.position(step)
     order = list(range(len(groups)))
     random.Random(seed * 1_000_003 + epoch).shuffle(order)
     return groups[order[index]]
@@ -306,16 +311,11 @@ def _held_out_loss(model, batches: list[tuple[mx.array, mx.array]]) -> float:
     return (total / mx.maximum(count, 1)).item()
 
 
-def _schedule(peak: float, total: int) -> Callable:
-    """Linear warm-up over the first 3% of steps (at least one), then linear decay to zero, as the hf backend."""
-    warmup = max(1, round(total * _WARMUP_SHARE))
-    decay = optim.linear_schedule(peak, 0.0, max(1, total - warmup))
+def _schedule(peak: float, plan: TrainingPlan) -> Callable:
+    """Linear warm-up over the plan's warm-up steps, then linear decay to zero, as the hf backend."""
+    warmup = plan.warmup_steps
+    decay = optim.linear_schedule(peak, 0.0, max(1, plan.total_steps - warmup))
     return optim.join_schedules([optim.linear_schedule(0.0, peak, warmup), decay], [warmup])
-
-
-def _newest_checkpoint(root: Path) -> Path | None:
-    done = [p for p in root.glob("step-*") if (p / "state.json").is_file()]
-    return max(done, key=lambda p: int(p.name.removeprefix("step-")), default=None)
 
 
 def _write_peft(adapter_dir: Path, weights: dict, rank: int, alpha: float, dropout: float, base: Path) -> Path:

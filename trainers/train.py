@@ -15,12 +15,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from docpipe import __version__, base_models
-from docpipe.config import DocpipeConfig, TrainConfig
+from docpipe import __version__
+from docpipe.config import TrainConfig
 from docpipe.contracts import StageResult, TrainResult
+from docpipe.errors import DocpipeError
+from docpipe.events import EventSink, ignore
+from docpipe.runtime import hardware, pretrained
+from docpipe.runtime.hardware import Hardware
+from docpipe.stage import TrainInputs
 from docpipe.store import atomic_folder, write_json
 from trainers import data, dispatch
-from trainers.backend import BackendUnavailable, Progress, TrainJob
+from trainers.backend import BackendUnavailable, TrainJob
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +33,13 @@ log = logging.getLogger(__name__)
 _NOT_IN_RUN_ID = {"threads", "checkpoint_minutes"}
 
 
-class TrainError(RuntimeError):
+STAGE = "train"
+
+
+class TrainError(DocpipeError, RuntimeError):
     """Training could not produce an adapter on any backend; the message says why."""
+
+    stage = STAGE
 
 
 def auto_epochs(pairs: int) -> int:
@@ -40,31 +50,39 @@ def auto_epochs(pairs: int) -> int:
     return min(5, max(2, round(2000 / max(pairs, 1))))
 
 
-def run(out_dir: Path, cfg: DocpipeConfig, *, on_progress: Callable[[Progress], None] | None = None,
-        hardware: dispatch.Hardware | None = None) -> TrainResult:
+def fingerprint(inputs: TrainInputs, cfg: TrainConfig) -> str:
+    """The run id these inputs and settings give: the dataset files and base model by hash, and the settings."""
+    rows = data.load(inputs.layout.dataset, inputs.layout.root, with_dpo=cfg.dpo)
+    base = pretrained.resolve(cfg.base_model, inputs.layout.cache_for("base_models"))
+    return run_id(rows.sha256, base, _resolved(cfg, len(rows.train)))
+
+
+def is_current(inputs: TrainInputs, cfg: TrainConfig) -> bool:
+    return inputs.layout.run(fingerprint(inputs, cfg)).result.is_file()
+
+
+def run(inputs: TrainInputs, cfg: TrainConfig, *, events: EventSink = ignore) -> TrainResult:
     """Train on OUT/dataset/ and write OUT/runs/<id>/ (adapter/, train_result.json, train_config.json)."""
-    out_dir, opts = Path(out_dir), cfg.train
+    layout, opts = inputs.layout, cfg
     started = time.monotonic()
-    rows = data.load(out_dir / "dataset", out_dir, with_dpo=opts.dpo)
-    base = base_models.resolve(opts.base_model, out_dir / "cache")
-    template = base_models.chat_template(base.path)
-    hw = hardware or dispatch.probe()
+    rows = data.load(layout.dataset, layout.root, with_dpo=opts.dpo)
+    base = pretrained.resolve(opts.base_model, layout.cache_for("base_models"))
+    template = pretrained.chat_template(base.path)
+    hw = inputs.hardware or hardware.probe()
     choice = dispatch.choose(opts.backend, opts.device, hw)
     if opts.qlora and choice.backend != "unsloth":
         raise BackendUnavailable(f"QLoRA (a 4-bit base) needs the unsloth backend on a CUDA GPU, and this run gets "
                                  f"{choice.backend} on {choice.device}; drop --qlora")
-    effective = opts.model_copy(update={"epochs": opts.epochs or auto_epochs(len(rows.train)),
-                                        "threads": dispatch.choose_threads(opts.threads, hw)})
-    run_dir = out_dir / "runs" / run_id(rows.sha256, base, effective)
-    done = run_dir / "train_result.json"
-    if done.is_file():
-        return TrainResult.model_validate_json(done.read_text(encoding="utf-8"))
-    write_json(run_dir / "train_config.json", _config_record(effective, base, choice))
+    effective = _resolved(opts, len(rows.train)).model_copy(update={"threads": hardware.choose_threads(opts.threads, hw)})
+    run_dir = layout.run(run_id(rows.sha256, base, effective))
+    if run_dir.result.is_file():
+        return TrainResult.model_validate_json(run_dir.result.read_text(encoding="utf-8"))
+    write_json(run_dir.config, _config_record(effective, base, choice))
 
     def job(stage: str, choice: dispatch.Choice, train: list, held_out: list, init: Path | None) -> TrainJob:
-        return TrainJob(stage, base, train, held_out, run_dir / stage / f"{choice.backend}-{choice.device}", effective,
+        return TrainJob(stage, base, train, held_out, run_dir.stage(stage, choice.backend, choice.device), effective,
                         effective.epochs if stage == "sft" else effective.dpo_epochs, choice.device, effective.threads,
-                        init, on_progress)
+                        init, events)
 
     held_out = data.sample(rows.eval, opts.eval_max_pairs, opts.seed)
     sft, used, fallbacks = _with_fallbacks(choice, hw, lambda c: job("sft", c, rows.train, held_out, None), "sft")
@@ -74,10 +92,10 @@ def run(out_dir: Path, cfg: DocpipeConfig, *, on_progress: Callable[[Progress], 
         train, held = _split_preferences(rows.dpo, opts)
         dpo, _, more = _with_fallbacks(dpo_choice, hw, lambda c: job("dpo", c, train, held, Path(sft.adapter)), "dpo")
         fallbacks += more
-    adapter = run_dir / "adapter"
+    adapter = run_dir.adapter
     _copy_folder(Path((dpo or sft).adapter), adapter)
     result = TrainResult(
-        run_id=run_dir.name, backend=used.backend, device=_device_name(used, hw), dispatch=choice.reason,
+        run_id=run_dir.id, backend=used.backend, device=_device_name(used, hw), dispatch=choice.reason,
         fallbacks=fallbacks, base_model=base.name, base_path=str(base.path), base_source=base.source,
         base_sha256=base.sha256, dequantised_from=base.dequantised_from, base_license=base.license,
         chat_template=template, adapter=str(adapter), dataset_sha256=rows.sha256, sft=sft, dpo=dpo,
@@ -85,30 +103,35 @@ def run(out_dir: Path, cfg: DocpipeConfig, *, on_progress: Callable[[Progress], 
         peak_memory_mb=max(s.peak_memory_mb for s in (sft, dpo) if s), config=_config_record(effective, base, used),
         docpipe_version=__version__,
     )
-    write_json(done, result)
+    write_json(run_dir.result, result)
     return result
 
 
-def run_id(dataset_sha256: str, base: base_models.ResolvedBase, opts: TrainConfig) -> str:
+def _resolved(opts: TrainConfig, pairs: int) -> TrainConfig:
+    """The settings with the epochs chosen from the dataset size when the user gave none."""
+    return opts.model_copy(update={"epochs": opts.epochs or auto_epochs(pairs)})
+
+
+def run_id(dataset_sha256: str, base: pretrained.ResolvedBase, opts: TrainConfig) -> str:
     identity = {"dataset": dataset_sha256, "base": base.sha256 or str(base.path),
                 "config": opts.model_dump(mode="json", exclude=_NOT_IN_RUN_ID)}
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _with_fallbacks(choice: dispatch.Choice, hw: dispatch.Hardware, make_job: Callable[[dispatch.Choice], TrainJob],
+def _with_fallbacks(choice: dispatch.Choice, hw: Hardware, make_job: Callable[[dispatch.Choice], TrainJob],
                     stage: str) -> tuple[StageResult, dispatch.Choice, list[str]]:
     """Train with `choice`; if it fails, with each backend of its fallback chain in turn."""
     failures: list[str] = []
     for attempt in [choice, *dispatch.fallback_chain(choice, hw)]:
         job = make_job(attempt)
-        done = job.work_dir / "stage_result.json"
+        done = job.work.result
         if done.is_file():  # finished before a later stage was interrupted: not trained again
             return StageResult.model_validate_json(done.read_text(encoding="utf-8")), attempt, failures
         try:
             result = getattr(dispatch.load(attempt.backend), stage)(job)
             result = result.model_copy(update={"backend": f"{attempt.backend} on {attempt.device}"})
             write_json(done, result)
-            shutil.rmtree(job.work_dir / "checkpoints", ignore_errors=True)  # the stage is done; its adapter is kept
+            shutil.rmtree(job.work.checkpoints, ignore_errors=True)  # the stage is done; its adapter is kept
             return result, attempt, failures
         except (KeyboardInterrupt, data.DatasetError):
             raise
@@ -129,12 +152,12 @@ def _split_preferences(pairs: list[dict], opts: TrainConfig) -> tuple[list[dict]
     return shuffled[held:], shuffled[:held]
 
 
-def _config_record(opts: TrainConfig, base: base_models.ResolvedBase, choice: dispatch.Choice) -> dict:
+def _config_record(opts: TrainConfig, base: pretrained.ResolvedBase, choice: dispatch.Choice) -> dict:
     return {**opts.model_dump(mode="json"), "backend": choice.backend, "device": choice.device,
             "base_path": str(base.path), "base_sha256": base.sha256, "dequantised_from": base.dequantised_from}
 
 
-def _device_name(choice: dispatch.Choice, hw: dispatch.Hardware) -> str:
+def _device_name(choice: dispatch.Choice, hw: Hardware) -> str:
     return f"cuda ({hw.cuda})" if choice.device == "cuda" and hw.cuda else choice.device
 
 

@@ -7,13 +7,10 @@ then shares: only the model loading differs. API as of unsloth 2026.10.7 (the `c
 
 from __future__ import annotations
 
-import os
-
+from docpipe.runtime import offline
 from trainers.backend import BackendUnavailable, TrainJob
 
-# Offline and quiet: without these, from_pretrained fetches a statistics repo from the Hub.
-os.environ.setdefault("UNSLOTH_DISABLE_STATISTICS", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+offline.apply()  # without it, Unsloth's from_pretrained fetches a statistics repo from the Hub
 
 try:
     import unsloth  # noqa: F401 - must precede transformers/trl so its patches apply
@@ -23,8 +20,8 @@ except ImportError as exc:
 except (RuntimeError, NotImplementedError) as exc:  # raised at import on a machine with no GPU
     raise BackendUnavailable(f"unsloth cannot start here ({str(exc).strip().splitlines()[0]}); use --backend hf") from exc
 
-from docpipe.contracts import StageResult
-from trainers import hf_backend
+from docpipe.contracts import StageResult  # noqa: E402 - after the offline switches / the patching import above
+from trainers import hf_backend  # noqa: E402 - after the offline switches / the patching import above
 
 
 class UnslothBackend:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 
 from docpipe.config import IngestConfig
-from docpipe.contracts import Document, DocStatus, FormatSummary, IngestReport
+from docpipe.contracts import DocStatus, Document, FormatSummary, IngestReport
+from docpipe.errors import DocpipeError, ErrorKind
+from docpipe.events import EventSink, StageEvent, ignore
 from docpipe.ingest.discover import FoundFile, discover
 from docpipe.ingest.sniff import extension_format
 from docpipe.ingest.workers import ParserPool, Task
+from docpipe.stage import IngestInputs, matches_fingerprint, record_fingerprint
 from docpipe.store import Store, sha256_file, stable_hash, write_json, write_jsonl
 
 # Bump when parsing changes what it produces, so cached results are not reused.
@@ -21,11 +23,13 @@ INGEST_VERSION = 1
 _CACHE = "ingest"
 _WORKER_MEMORY = 1536 * 2**20  # a worker with unstructured loaded and a large file open
 
-ProgressHook = Callable[[FoundFile, Document], None]
+STAGE = "ingest"
 
 
-class IngestError(Exception):
+class IngestError(DocpipeError):
     """The run itself cannot proceed (as opposed to one file failing)."""
+
+    stage = STAGE
 
 
 def default_workers(cfg: IngestConfig) -> int:
@@ -40,28 +44,35 @@ def settings_key(cfg: IngestConfig) -> str:
     return stable_hash(INGEST_VERSION, cfg.model_dump(exclude={"workers", "include_hidden", "max_file_mb"}))
 
 
-def run(input_dir: Path, out_dir: Path, cfg: IngestConfig, on_document: ProgressHook | None = None,
-        on_start: Callable[[list[FoundFile]], None] | None = None) -> IngestReport:
-    """Parse every file under `input_dir`; reuse results for files whose bytes and settings did not change."""
-    input_dir = Path(input_dir)
-    if input_dir.is_file():
-        raise IngestError(f"{input_dir} is a file: give the folder that holds it (docpipe reads whole folders)")
-    if not input_dir.is_dir():
-        raise IngestError(f"input folder not found: {input_dir} (give a folder of documents)")
-    _prepare_output(Path(out_dir))
+def fingerprint(inputs: IngestInputs, cfg: IngestConfig) -> str:
+    """The folder's listing (path, size, modification time) and the settings: no file is read."""
+    _check_input(Path(inputs.source))
+    listing = [(f.rel, f.size, f.path.stat().st_mtime_ns if not f.skip_reason else None)
+               for f in discover(Path(inputs.source), cfg.include_hidden, cfg.max_file_mb)]
+    return stable_hash(INGEST_VERSION, str(Path(inputs.source).resolve()), listing, cfg)
+
+
+def is_current(inputs: IngestInputs, cfg: IngestConfig) -> bool:
+    layout = inputs.layout
+    return matches_fingerprint(layout, STAGE, fingerprint(inputs, cfg), layout.documents, layout.ingest_report)
+
+
+def run(inputs: IngestInputs, cfg: IngestConfig, *, events: EventSink = ignore) -> IngestReport:
+    """Parse every file under `inputs.source`; reuse results for files whose bytes and settings did not change."""
+    input_dir, layout = Path(inputs.source), inputs.layout
+    _check_input(input_dir)
+    _prepare_output(layout.root)
     started = time.monotonic()
-    store, settings = Store(out_dir), settings_key(cfg)
+    store, settings = Store(layout.cache), settings_key(cfg)
     found = discover(input_dir, cfg.include_hidden, cfg.max_file_mb)
-    if on_start:
-        on_start(found)
+    progress = _Progress(found, events)
     documents: dict[str, Document] = {}
     todo: list[tuple[FoundFile, str]] = []
     reused = 0
 
     def finish(item: FoundFile, doc: Document) -> None:
         documents[item.rel] = doc
-        if on_document:
-            on_document(item, doc)
+        progress.done(item, doc)
 
     for item in found:
         doc, sha = _without_parsing(item)
@@ -80,16 +91,40 @@ def run(input_dir: Path, out_dir: Path, cfg: IngestConfig, on_document: Progress
         finish(item, _document(item, sha, result))
 
     if todo:
-        log_path = Path(out_dir) / "logs" / "parsers.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        pool = ParserPool(cfg, min(default_workers(cfg), len(todo)), log_path)
+        layout.parser_log.parent.mkdir(parents=True, exist_ok=True)
+        pool = ParserPool(cfg, min(default_workers(cfg), len(todo)), layout.parser_log)
         pool.run((Task(i, item.path) for i, (item, _) in enumerate(todo)), on_result)
     ordered = [documents[item.rel] for item in found]
     report = _report(input_dir, ordered, reused, time.monotonic() - started)
-    write_jsonl(Path(out_dir) / "documents.jsonl", ordered)
-    write_json(Path(out_dir) / "ingest_report.json", report)
-    write_json(Path(out_dir) / "ingest_config.json", cfg)
+    write_jsonl(layout.documents, ordered)
+    write_json(layout.ingest_report, report)
+    write_json(layout.ingest_config, cfg)
+    record_fingerprint(layout, STAGE, fingerprint(inputs, cfg))
     return report
+
+
+class _Progress:
+    """Files done of all, as events; bytes travel in the metrics so a bar can weigh big files more."""
+
+    def __init__(self, found: list[FoundFile], events: EventSink):
+        self.events, self.files, self.done_files, self.done_bytes = events, len(found), 0, 0
+        self.total_bytes = sum(f.size for f in found)
+        events(StageEvent(stage=STAGE, step=0, total=self.files, message="reading",
+                          metrics={"bytes_done": 0, "bytes_total": self.total_bytes}))
+
+    def done(self, item: FoundFile, doc: Document) -> None:
+        self.done_files += 1
+        self.done_bytes += item.size
+        mark = {DocStatus.ok: "", DocStatus.partial: " (partial)"}.get(doc.status, f" ({doc.status.value})")
+        self.events(StageEvent(stage=STAGE, step=self.done_files, total=self.files, message=f"{item.rel}{mark}",
+                               metrics={"bytes_done": self.done_bytes, "bytes_total": self.total_bytes}))
+
+
+def _check_input(input_dir: Path) -> None:
+    if input_dir.is_file():
+        raise IngestError(f"{input_dir} is a file: give the folder that holds it (docpipe reads whole folders)")
+    if not input_dir.is_dir():
+        raise IngestError(f"input folder not found: {input_dir} (give a folder of documents)", kind=ErrorKind.missing_input)
 
 
 def _prepare_output(out_dir: Path) -> None:
@@ -100,7 +135,8 @@ def _prepare_output(out_dir: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise IngestError(f"cannot write the output folder {out_dir}: {exc.strerror or exc}; choose another --out") from None
+        raise IngestError(f"cannot write the output folder {out_dir}: {exc.strerror or exc}; choose another --out",
+                          kind=ErrorKind.disk_full) from None
 
 
 def _without_parsing(item: FoundFile) -> tuple[Document | None, str]:

@@ -21,14 +21,11 @@ from pathlib import Path
 import psutil
 
 from docpipe.config import IngestConfig
+from docpipe.runtime import offline
 
-# Set in every worker before any parser is imported: no model hub, no analytics pings,
-# one BLAS/OpenMP thread per worker (the pool is the parallelism).
+# Set in every worker before any parser is imported, with the offline switches (no model hub, no
+# analytics pings): one BLAS/OpenMP thread per worker (the pool is the parallelism).
 WORKER_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "DO_NOT_TRACK": "1",
-    "SCARF_NO_ANALYTICS": "1",
     "OMP_NUM_THREADS": "1",
     "OMP_THREAD_LIMIT": "1",  # tesseract
     "TOKENIZERS_PARALLELISM": "false",
@@ -62,6 +59,7 @@ def _worker_main(conn: Connection, cfg_json: str, log_path: str | None) -> None:
         log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(log, 1)
         os.dup2(log, 2)
+    offline.apply()
     for name, value in WORKER_ENV.items():
         os.environ.setdefault(name, value)
     from docpipe.ingest.parse import parse_file, run_engines  # after the environment is set

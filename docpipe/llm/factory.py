@@ -8,9 +8,9 @@ import importlib.util
 from pathlib import Path
 
 from docpipe.config import LLMConfig
-from docpipe.llm import packaged
 from docpipe.llm.gateway import Gateway
 from docpipe.llm.providers import Provider
+from docpipe.runtime import packaged
 
 
 def open_llm(cfg: LLMConfig, cache_dir: Path | None) -> Gateway | None:

@@ -10,15 +10,16 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-# Before the import: otherwise litellm downloads its model price list at import time.
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+from docpipe.runtime import offline
+
+offline.apply()  # before the import: otherwise litellm downloads its model price list at import time
 
 try:
     import litellm
 except ImportError as exc:
     raise ImportError("the API provider needs litellm: pip install 'docpipe[api]'") from exc
 
-from docpipe.llm.providers import GenerationParams, Messages, PermanentError, ProviderError, ProviderReply, RateLimited, TransientError
+from docpipe.llm.providers import GenerationParams, Messages, PermanentError, ProviderError, ProviderReply, RateLimited, TransientError  # noqa: E402 - after the offline switches / the patching import above
 
 litellm.suppress_debug_info = True  # no "Give Feedback / Get Help" banner on every error
 # litellm 1.106's response types use typing.ReadOnly, which pydantic warns about at the first

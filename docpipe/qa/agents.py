@@ -14,7 +14,6 @@ from docpipe.contracts import Chunk
 from docpipe.qa.citation import locate, normalize, support
 from docpipe.qa.extractive import extractive_pairs, paraphrase
 
-
 _MAX_QUESTION, _MAX_TEXT = 400, 1500
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from docpipe.contracts import DatasetReport, QAPair
-from docpipe.qa.formats import render_answer
+from docpipe.runtime.chat_format import render_answer
 
 _STAGE_NAMES = {
     "candidates": "candidates written",

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from docpipe import __version__
-from docpipe.config import DocpipeConfig
+from docpipe.config import GenerateConfig, LLMConfig
 from docpipe.contracts import Chunk, DatasetReport, Document
+from docpipe.layout import DatasetLayout, Layout
 from docpipe.llm.client import LLMClient
 from docpipe.qa.agents import Paraphraser, QAWriter, SupportJudge
 from docpipe.qa.card import render_card
@@ -18,42 +19,46 @@ from docpipe.qa.citation import content_words
 from docpipe.qa.curate import Curated
 from docpipe.qa.dpo import preference_pairs
 from docpipe.qa.extractive import paraphrase
-from docpipe.qa.formats import SYSTEM_PROMPT, to_alpaca, to_sharegpt, training_record
+from docpipe.qa.formats import to_alpaca, to_sharegpt, training_record
 from docpipe.qa.probes import abstention_probes, paraphrase_probes
 from docpipe.qa.splits import split_pairs
+from docpipe.runtime.chat_format import SYSTEM_PROMPT
 from docpipe.store import atomic_write_text, sha256_file, stable_hash, write_json, write_jsonl
 
-FILES = ("train.jsonl", "eval.jsonl", "rejected.jsonl", "probes_paraphrase.jsonl", "probes_abstain.jsonl", "dpo.jsonl")
+
+def files(folder: DatasetLayout) -> dict[str, Path]:
+    """The dataset's JSONL files by split name, in the order the report lists them."""
+    return {"train": folder.train, "eval": folder.eval, "rejected": folder.rejected,
+            "probes_paraphrase": folder.probes_paraphrase, "probes_abstain": folder.probes_abstain, "dpo": folder.dpo}
 
 
-def write_dataset(out_dir: Path, cfg: DocpipeConfig, docs: list[Document], chunks: list[Chunk], with_content: list[Chunk],
-                  curated: Curated, llm: LLMClient | None, llm_info: dict, started: float) -> DatasetReport:
-    gen = cfg.generate
-    folder = Path(out_dir) / "dataset"
+def write_dataset(layout: Layout, gen: GenerateConfig, llm_cfg: LLMConfig, docs: list[Document], chunks: list[Chunk],
+                  with_content: list[Chunk], curated: Curated, llm: LLMClient | None, llm_info: dict, started: float) -> DatasetReport:
+    folder = layout.dataset
     train, evaluation = split_pairs(curated.accepted, {c.id: c for c in chunks}, gen.eval_fraction, gen.seed)
     train_records, eval_records = [training_record(p) for p in train], [training_record(p) for p in evaluation]
     records = {
-        "train.jsonl": train_records,
-        "eval.jsonl": eval_records,
-        "rejected.jsonl": [r.record() for r in curated.rejected],
-        "probes_paraphrase.jsonl": paraphrase_probes(train, _rewording(llm if llm_info.get("trusted", True) else None), gen.paraphrase_probes, gen.seed),
-        "probes_abstain.jsonl": abstention_probes([content_words(c.text) for c in with_content], gen.abstention_probes, gen.seed),
-        "dpo.jsonl": preference_pairs(train, curated.rejected) if gen.dpo else [],
+        "train": train_records,
+        "eval": eval_records,
+        "rejected": [r.record() for r in curated.rejected],
+        "probes_paraphrase": paraphrase_probes(train, _rewording(llm if llm_info.get("trusted", True) else None), gen.paraphrase_probes, gen.seed),
+        "probes_abstain": abstention_probes([content_words(c.text) for c in with_content], gen.abstention_probes, gen.seed),
+        "dpo": preference_pairs(train, curated.rejected) if gen.dpo else [],
     }
-    for name in FILES:
-        write_jsonl(folder / name, records[name])
+    for name, path in files(folder).items():
+        write_jsonl(path, records[name])
     for style, convert in (("alpaca", to_alpaca), ("sharegpt", to_sharegpt)):
         for split, rows in (("train", train_records), ("eval", eval_records)):
-            write_json(folder / style / f"{split}.json", [convert(r) for r in rows])
+            write_json(folder.style(style) / f"{split}.json", [convert(r) for r in rows])
     llm_info = {**llm_info, "usage": llm.usage() if llm is not None and hasattr(llm, "usage") else {}}
     result = DatasetReport(
         documents=len(docs), chunks=len(chunks), funnel=curated.funnel, rejections=_reasons(curated), tiers=_tiers(curated),
-        splits={name.removesuffix(".jsonl"): len(rows) for name, rows in records.items()}, llm=llm_info,
+        splits={name: len(rows) for name, rows in records.items()}, llm=llm_info,
         seconds=round(time.monotonic() - started, 2), **coverage(docs, with_content, curated),
     )
-    write_json(folder / "report.json", result)
-    write_json(folder / "manifest.json", manifest(folder, cfg, docs, with_content, llm))
-    atomic_write_text(folder / "README.md", render_card(result, train[:3]))
+    write_json(folder.report, result)
+    write_json(folder.manifest, manifest(folder, gen, llm_cfg, docs, with_content, llm))
+    atomic_write_text(folder.card, render_card(result, train[:3]))
     return result
 
 
@@ -114,7 +119,8 @@ def _model_file_hash(llm: LLMClient | None) -> str | None:
     return sha256_file(Path(path)) if path else None
 
 
-def manifest(folder: Path, cfg: DocpipeConfig, docs: list[Document], with_content: list[Chunk], llm: LLMClient | None) -> dict:
+def manifest(folder: DatasetLayout, gen: GenerateConfig, llm_cfg: LLMConfig, docs: list[Document], with_content: list[Chunk],
+             llm: LLMClient | None) -> dict:
     """What the dataset was made from, by hash: enough to tell whether two datasets can differ."""
     used = {c.doc_id for c in with_content}
     prompts = {agent.__name__: agent.system_prompt for agent in (QAWriter, SupportJudge, Paraphraser)}
@@ -122,8 +128,8 @@ def manifest(folder: Path, cfg: DocpipeConfig, docs: list[Document], with_conten
     return {
         "docpipe_version": __version__,
         "sources": [{"path": d.path, "sha256": d.sha256} for d in docs if d.doc_id in used],
-        "config": {"generate": cfg.generate.model_dump(mode="json"), "llm": cfg.llm.model_dump(mode="json")},
+        "config": {"generate": gen.model_dump(mode="json"), "llm": llm_cfg.model_dump(mode="json")},
         "prompts": {name: {"sha256": stable_hash(text), "text": text} for name, text in prompts.items()},
         "model": {"name": llm.model if llm else "none (extractive generator)", "sha256": _model_file_hash(llm)},
-        "files": {name: sha256_file(folder / name) for name in FILES},
+        "files": {path.name: sha256_file(path) for path in files(folder).values()},
     }

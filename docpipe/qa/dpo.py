@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from docpipe.contracts import QAPair
 from docpipe.qa.curate import CITATION, SUPPORT, Rejection
-from docpipe.qa.formats import SYSTEM_PROMPT, render_answer, source_reference
+from docpipe.runtime.chat_format import SYSTEM_PROMPT, render_answer, source_reference
 
 CONSTRUCTED = ("other document's answer", "uncited answer", "wrong source")
 

@@ -15,29 +15,35 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from docpipe.agents.base import AgentResult, Tier
 from docpipe.chunk import chunk_document
-from docpipe.config import DocpipeConfig, GenerateConfig
+from docpipe.config import GenerateConfig, LLMConfig
 from docpipe.contracts import Chunk, DatasetReport, Document, QAPair
+from docpipe.errors import DocpipeError, ErrorKind
+from docpipe.events import EventSink, StageEvent, ignore
+from docpipe.layout import Layout
 from docpipe.llm.client import LLMClient
 from docpipe.qa.agents import ChunkTask, JudgeTask, QAWriter, SupportJudge
 from docpipe.qa.citation import normalize
 from docpipe.qa.curate import Draft, Source, check, curate
 from docpipe.qa.dataset import write_dataset
 from docpipe.qa.extractive import extractive_pairs, information_units
-from docpipe.store import Store, stable_hash, write_jsonl
+from docpipe.stage import GenerateInputs, matches_fingerprint, record_fingerprint
+from docpipe.store import Store, sha256_file, stable_hash, write_jsonl
 
 GENERATE_VERSION = 1  # bump when generation changes what it produces, so stored chunks are redone
+STAGE = "generate"
 _CACHE = "qa"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 ChunkHook = Callable[[Chunk, int], None]  # a chunk finished, with its number of candidates
 
 
-class GenerateError(Exception):
+class GenerateError(DocpipeError):
     """The run cannot proceed (no ingested documents, a model that cannot be opened)."""
+
+    stage = STAGE
 
 
 def count_tokens(text: str) -> int:
@@ -53,10 +59,10 @@ def pairs_wanted(chunk: Chunk, cfg: GenerateConfig) -> int:
     return max(cfg.min_pairs_per_chunk, min(cfg.max_pairs_per_chunk, math.ceil(units * cfg.pairs_per_fact)))
 
 
-def load_documents(out_dir: Path) -> list[Document]:
-    path = Path(out_dir) / "documents.jsonl"
+def load_documents(layout: Layout) -> list[Document]:
+    path, out_dir = layout.documents, layout.root
     if not path.is_file():
-        raise GenerateError(f"no {path}: run `docpipe ingest DOCS --out {out_dir}` first")
+        raise GenerateError(f"no {path}: run `docpipe ingest DOCS --out {out_dir}` first", kind=ErrorKind.missing_input)
     docs = []
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, 1):
@@ -66,7 +72,7 @@ def load_documents(out_dir: Path) -> list[Document]:
                 docs.append(Document.model_validate_json(line))
             except ValueError as exc:  # broken JSON or a record that is not a Document
                 raise GenerateError(f"{path} line {number} is not a document ({_first_problem(exc)}): "
-                                    f"run `docpipe ingest DOCS --out {out_dir}` again") from None
+                                    f"run `docpipe ingest DOCS --out {out_dir}` again", kind=ErrorKind.damaged) from None
     return docs
 
 
@@ -80,7 +86,7 @@ def make_chunks(docs: list[Document], cfg: GenerateConfig) -> list[Chunk]:
 
 
 def generate_candidates(
-    chunks: list[Chunk], sources: dict[str, Source], cfg: DocpipeConfig, llm: LLMClient | None, store: Store,
+    chunks: list[Chunk], sources: dict[str, Source], cfg: GenerateConfig, llm_cfg: LLMConfig, llm: LLMClient | None, store: Store,
     on_chunk: ChunkHook | None = None,
 ) -> tuple[list[Draft], dict[str, Any]]:
     """Every chunk's candidate drafts (stored per chunk, reused when unchanged) and the agent's tier counts.
@@ -89,19 +95,19 @@ def generate_candidates(
     pass the checks there, it is not asked again: the other chunks go to the extractive
     generator at once, instead of paying for replies that would be thrown away.
     """
-    tasks = [ChunkTask(c, n) for c in chunks if (n := pairs_wanted(c, cfg.generate)) > 0]
-    trial, rest = tasks[: cfg.generate.model_trial_chunks], tasks[cfg.generate.model_trial_chunks :]
+    tasks = [ChunkTask(c, n) for c in chunks if (n := pairs_wanted(c, cfg)) > 0]
+    trial, rest = tasks[: cfg.model_trial_chunks], tasks[cfg.model_trial_chunks :]
     results: dict[str, list[Draft]] = {}
     stats: Counter = Counter()
     errors: list[str] = []
-    _write_pairs(trial, llm, cfg, sources, store, results, stats, errors, on_chunk)
+    _write_pairs(trial, llm, cfg, llm_cfg, sources, store, results, stats, errors, on_chunk)
     if llm is not None and rest:
-        rate = _acceptance(trial, results, sources, cfg.generate)
+        rate = _acceptance(trial, results, sources, cfg)
         stats["model trial acceptance %"] = round(100 * rate)
-        if rate < cfg.generate.min_model_acceptance:
+        if rate < cfg.min_model_acceptance:
             stats["model dropped after trial"] = 1
             llm = None
-    _write_pairs(rest, llm, cfg, sources, store, results, stats, errors, on_chunk)
+    _write_pairs(rest, llm, cfg, llm_cfg, sources, store, results, stats, errors, on_chunk)
     drafts = [d for chunk in chunks for d in results.get(chunk.id, [])]
     info: dict[str, Any] = dict(stats)
     if errors and not (stats["chunks by structured"] or stats["chunks by json"]):
@@ -109,13 +115,13 @@ def generate_candidates(
     return drafts, info
 
 
-def _write_pairs(tasks: list[ChunkTask], llm: LLMClient | None, cfg: DocpipeConfig, sources: dict[str, Source], store: Store,
+def _write_pairs(tasks: list[ChunkTask], llm: LLMClient | None, cfg: GenerateConfig, llm_cfg: LLMConfig, sources: dict[str, Source], store: Store,
                  results: dict[str, list[Draft]], stats: Counter, errors: list[str], on_chunk: ChunkHook | None) -> None:
     """Fill `results` for `tasks`: from the store when done before, else from the QA agent."""
     agent = QAWriter(llm)
     # What else decides a chunk's candidates: the model's sampling and the checks the top-up uses.
-    settings = (cfg.llm.model_dump(include={"api_base", "temperature", "max_tokens", "seed"}),
-                cfg.generate.model_dump(include={"min_support", "min_question_chars", "max_question_chars", "min_answer_chars", "max_answer_chars"}))
+    settings = (llm_cfg.model_dump(include={"api_base", "temperature", "max_tokens", "seed"}),
+                cfg.model_dump(include={"min_support", "min_question_chars", "max_question_chars", "min_answer_chars", "max_answer_chars"}))
     todo: list[tuple[ChunkTask, str]] = []
     for task in tasks:
         key = stable_hash(GENERATE_VERSION, task.chunk.id, task.pairs, llm.model if llm else None, agent.system_prompt, settings)
@@ -130,7 +136,7 @@ def _write_pairs(tasks: list[ChunkTask], llm: LLMClient | None, cfg: DocpipeConf
             on_chunk(task.chunk, len(results[task.chunk.id]))
 
     def finish(task: ChunkTask, key: str, result: AgentResult) -> None:
-        drafts = _drafts(task, result, llm) + _top_up(task, result, sources[task.chunk.id], cfg.generate)
+        drafts = _drafts(task, result, llm) + _top_up(task, result, sources[task.chunk.id], cfg)
         chunk_stats = {f"chunks by {result.tier.value}": 1, "model calls": result.calls, "failed replies": len(result.errors)}
         store.put(_CACHE, key, {"drafts": [d.__dict__ for d in drafts], "stats": chunk_stats, "errors": result.errors})
         results[task.chunk.id] = drafts
@@ -143,7 +149,7 @@ def _write_pairs(tasks: list[ChunkTask], llm: LLMClient | None, cfg: DocpipeConf
         for task, key in todo:
             finish(task, key, agent.run(task))
     elif todo:
-        asyncio.run(_run_async(agent, todo, finish, cfg.llm.concurrency))
+        asyncio.run(_run_async(agent, todo, finish, llm_cfg.concurrency))
 
 
 def _acceptance(tasks: list[ChunkTask], results: dict[str, list[Draft]], sources: dict[str, Source], cfg: GenerateConfig) -> float:
@@ -195,39 +201,62 @@ def judge_with(llm: LLMClient | None, cfg: GenerateConfig) -> Callable[[QAPair],
     return verdict
 
 
-_DEFAULT_LLM: Any = object()  # run() opens the configured model unless a test hands one in
+def fingerprint(inputs: GenerateInputs, cfg: GenerateConfig) -> str:
+    """The ingested documents (by hash), the settings and the model: no chunk is cut, no model opened."""
+    layout = inputs.layout
+    documents = sha256_file(layout.documents) if layout.documents.is_file() else None
+    model = inputs.llm.model if inputs.client == "from-config" else getattr(inputs.client, "model", "none")
+    return stable_hash(GENERATE_VERSION, documents, cfg, inputs.llm.model_copy(update={"model": model}))
 
 
-def run(out_dir: Path, cfg: DocpipeConfig, llm: LLMClient | None = _DEFAULT_LLM,
-        on_start: Callable[[list[Chunk]], None] | None = None, on_chunk: ChunkHook | None = None) -> DatasetReport:
+def is_current(inputs: GenerateInputs, cfg: GenerateConfig) -> bool:
+    dataset = inputs.layout.dataset
+    return matches_fingerprint(inputs.layout, STAGE, fingerprint(inputs, cfg), dataset.train, dataset.eval, dataset.report)
+
+
+def run(inputs: GenerateInputs, cfg: GenerateConfig, *, events: EventSink = ignore) -> DatasetReport:
     """Make OUT/chunks.jsonl and OUT/dataset/ from OUT/documents.jsonl."""
     started = time.monotonic()
-    out_dir = Path(out_dir)
-    docs = load_documents(out_dir)
-    chunks = make_chunks(docs, cfg.generate)
-    if not any(pairs_wanted(c, cfg.generate) for c in chunks):
-        raise GenerateError(f"none of the {len(docs)} documents in {out_dir / 'documents.jsonl'} has text to ask about "
-                            f"(see {out_dir / 'ingest_report.json'} for why files were not read)")
-    write_jsonl(out_dir / "chunks.jsonl", chunks)
+    layout = inputs.layout
+    docs = load_documents(layout)
+    chunks = make_chunks(docs, cfg)
+    if not any(pairs_wanted(c, cfg) for c in chunks):
+        raise GenerateError(f"none of the {len(docs)} documents in {layout.documents} has text to ask about "
+                            f"(see {layout.ingest_report} for why files were not read)", kind=ErrorKind.empty_dataset)
+    write_jsonl(layout.chunks, chunks)
     by_id = {doc.doc_id: doc for doc in docs}
     sources = {chunk.id: Source(chunk, by_id[chunk.doc_id]) for chunk in chunks}
-    if llm is _DEFAULT_LLM:
-        llm = _open_llm(cfg, out_dir)
-    with_content = [c for c in chunks if pairs_wanted(c, cfg.generate) > 0]
-    if on_start:
-        on_start(with_content)
-    drafts, agent_stats = generate_candidates(chunks, sources, cfg, llm, Store(out_dir), on_chunk)
+    llm = _open_llm(inputs.llm, layout) if inputs.client == "from-config" else inputs.client
+    with_content = [c for c in chunks if pairs_wanted(c, cfg) > 0]
+    progress = _Progress(len(with_content), events)
+    drafts, agent_stats = generate_candidates(chunks, sources, cfg, inputs.llm, llm, Store(layout.cache), progress.chunk_done)
     trusted = not agent_stats.get("model dropped after trial")  # a model that failed the trial does not judge or reword either
-    curated = curate(drafts, sources, cfg.generate, judge_with(llm if trusted else None, cfg.generate))
+    curated = curate(drafts, sources, cfg, judge_with(llm if trusted else None, cfg))
     llm_info = {"model": llm.model if llm else "none (extractive generator)", "agent": agent_stats, "trusted": trusted}
-    return write_dataset(out_dir, cfg, docs, chunks, with_content, curated, llm, llm_info, started)
+    report = write_dataset(layout, cfg, inputs.llm, docs, chunks, with_content, curated, llm, llm_info, started)
+    record_fingerprint(layout, STAGE, fingerprint(inputs, cfg))
+    return report
 
 
-def _open_llm(cfg: DocpipeConfig, out_dir: Path) -> LLMClient | None:
+class _Progress:
+    """Chunks done of all, with the candidates written so far, as events."""
+
+    def __init__(self, total: int, events: EventSink):
+        self.events, self.total, self.done, self.candidates = events, total, 0, 0
+        events(StageEvent(stage=STAGE, step=0, total=total, message="writing Q&A pairs", metrics={"candidates": 0}))
+
+    def chunk_done(self, chunk: Chunk, candidates: int) -> None:
+        self.done += 1
+        self.candidates += candidates
+        self.events(StageEvent(stage=STAGE, step=self.done, total=self.total, message=chunk.path,
+                               metrics={"candidates": self.candidates}))
+
+
+def _open_llm(cfg: LLMConfig, layout: Layout) -> LLMClient | None:
     from docpipe.llm import open_llm
-    from docpipe.llm.packaged import PackagedModelError
+    from docpipe.runtime.packaged import PackagedModelError
 
     try:
-        return open_llm(cfg.llm, cache_dir=out_dir / "cache" / "llm")
+        return open_llm(cfg, cache_dir=layout.cache_for("llm"))
     except (ImportError, FileNotFoundError, ValueError, PackagedModelError) as exc:
-        raise GenerateError(str(exc)) from None
+        raise GenerateError(str(exc), kind=ErrorKind.backend_unavailable) from None

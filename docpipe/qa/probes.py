@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 from docpipe.contracts import QAPair
 from docpipe.qa.citation import content_words
-from docpipe.qa.formats import ABSTAIN_ANSWER, render_answer, to_messages
+from docpipe.runtime.chat_format import ABSTAIN_ANSWER, render_answer, to_messages
 from docpipe.store import stable_hash
 
 # Questions about general knowledge far from any particular organisation's documents. One

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from docpipe.cli import app
-from docpipe.llm.packaged import packaged_model_path
+from docpipe.runtime.packaged import packaged_model_path
 
 pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
@@ -35,7 +35,7 @@ CONVERSATIONS = [
 
 @pytest.fixture(scope="module")
 def gguf():
-    from docpipe.llm import packaged
+    from docpipe.runtime import packaged
 
     return packaged.verified_model_path()
 

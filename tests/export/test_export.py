@@ -11,13 +11,15 @@ from typer.testing import CliRunner
 
 from docpipe.cli import app
 from docpipe.config import DocpipeConfig, ExportConfig, TrainConfig
+from docpipe.layout import Layout
+from docpipe.runtime.hardware import Hardware
 from docpipe.store import sha256_file
 from export import ExportError, gguf_writer, pipeline, quantize, vocab
 from tests.export.ollama_modelfile import parse
+from tests.stages import export_run, train_run
 from tests.trainers.tiny_model import build_tiny_model, tiny_dataset
-from trainers import dispatch, train
 
-CPU = dispatch.Hardware(cuda=None, mps=False, apple_silicon=False, cores=2)
+CPU = Hardware(cuda=None, mps=False, apple_silicon=False, cores=2)
 _trained: dict[str, Path] = {}
 
 
@@ -31,7 +33,7 @@ def trained_runs(tmp_path_factory):
             tiny_dataset(root / "out" / "dataset", pairs=16)
             # a high learning rate, so the adapter moves the model far enough for a wrong merge to show
             cfg = DocpipeConfig(train=TrainConfig(base_model=str(base), batch_size=4, max_steps=4, learning_rate=1e-2, threads=1))
-            train.run(root / "out", cfg, hardware=CPU)
+            train_run(root / "out", cfg, hardware=CPU)
             _trained[family] = root / "out"
         return _trained[family]
     return get
@@ -47,7 +49,7 @@ def out(trained_runs, tmp_path, request):
 
 
 def _export(out: Path, **options):
-    return pipeline.run(out, DocpipeConfig(export=ExportConfig(threads=1, **options)))
+    return export_run(out, DocpipeConfig(export=ExportConfig(threads=1, **options)))
 
 
 @pytest.mark.parametrize("out", ["llama", "qwen2", "gemma3"], indirect=True)
@@ -67,11 +69,11 @@ def test_export_writes_ggufs_that_llama_cpp_runs_like_the_trained_model(out):
     fields = {k: f.contents() for k, f in GGUFReader(folder / "my-docs-f16.gguf").fields.items()}
     assert fields["general.docpipe.adapter_sha256"] == sha256_file(run / "adapter" / "adapter_model.safetensors")
     assert fields["general.docpipe.run_id"] == run.name and fields["general.name"] == "my-docs"
-    assert fields["docpipe.system_prompt"] == pipeline.training_system_prompt(out / "dataset")
+    assert fields["docpipe.system_prompt"] == pipeline.training_system_prompt(Layout(out).dataset)
 
     commands = parse((folder / "Modelfile").read_text(encoding="utf-8"))
     assert commands[0] == ("model", "./my-docs-q8_0.gguf")
-    assert dict(commands)["system"] == pipeline.training_system_prompt(out / "dataset")
+    assert dict(commands)["system"] == pipeline.training_system_prompt(Layout(out).dataset)
     assert {name for name, _ in commands} >= {"template", "stop", "num_ctx", "temperature", "system"}
     assert "## Parity" in (folder / "README.md").read_text() and (folder / "parity.json").is_file()
 
@@ -86,7 +88,7 @@ def test_llama_cpp_warnings_stay_out_of_the_output(out, capfd):
 
 def test_the_gguf_carries_the_training_chat_template_and_provenance(out):
     _export(out, quantizations=["f16"], modelfile_quantization="f16")
-    trained = pipeline.finished_run(out, None)
+    trained = pipeline.finished_run(Layout(out), None)
     fields = {k: f.contents() for k, f in GGUFReader(out / "export" / "my-docs-f16.gguf").fields.items()}
     assert fields["tokenizer.chat_template"] == trained.chat_template
     assert fields["general.docpipe.dataset_sha256"] == trained.dataset_sha256
@@ -202,7 +204,7 @@ def test_a_full_disk_is_one_clear_line_and_leaves_no_partial_file(out, monkeypat
 def test_a_moved_output_folder_still_exports(out):
     """The paths recorded at training time may be gone: the run's own adapter is used, and the base found again."""
     result_path = next((out / "runs").iterdir()) / "train_result.json"
-    trained = pipeline.finished_run(out, None)
+    trained = pipeline.finished_run(Layout(out), None)
     # base_model is the tiny model's folder, so it is found again by name
     moved = trained.model_copy(update={"adapter": "/nonexistent/adapter", "base_path": "/nonexistent/base"})
     result_path.write_text(moved.model_dump_json())

@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
-from docpipe.base_models import GEMMA3_CHAT_TEMPLATE
-from docpipe.llm import packaged
+from docpipe.runtime import packaged
+from docpipe.runtime.pretrained import GEMMA3_CHAT_TEMPLATE
 from export.ollama_template import TemplateError, ollama_template
 from tests.trainers.tiny_model import CHATML
 

@@ -5,25 +5,24 @@ import importlib.util
 import pytest
 from gguf import GGUFReader
 
-from docpipe import base_models
 from docpipe.config import DocpipeConfig, ExportConfig, TrainConfig
-from docpipe.llm import packaged
-from export import pipeline
+from docpipe.runtime import packaged, pretrained
+from docpipe.runtime.hardware import Hardware
 from export.gguf_writer import hyperparameters
 from export.vocab import source_fields
 from tests.export.ollama_modelfile import parse
+from tests.stages import export_run, train_run
 from tests.trainers.tiny_model import tiny_dataset
-from trainers import dispatch, train
 
-CPU = dispatch.Hardware(cuda=None, mps=False, apple_silicon=False, cores=1)
+CPU = Hardware(cuda=None, mps=False, apple_silicon=False, cores=1)
 
 
 def _train_and_export(tmp_path, base_model: str):
     tiny_dataset(tmp_path / "dataset", pairs=8)
     cfg = DocpipeConfig(train=TrainConfig(base_model=base_model, max_steps=2, batch_size=4, threads=1),
                         export=ExportConfig(threads=1, parity_chats=4))
-    trained = train.run(tmp_path, cfg, hardware=CPU)
-    return trained, pipeline.run(tmp_path, cfg)
+    trained = train_run(tmp_path, cfg, hardware=CPU)
+    return trained, export_run(tmp_path, cfg)
 
 
 @pytest.mark.slow
@@ -39,7 +38,7 @@ def test_the_packaged_default_base_exports_through_the_gate(tmp_path):
     assert sizes["f16"] > sizes["q8_0"] > sizes["q4_k_m"] > 50
 
     # The tokenizer and settings come from the packaged GGUF, and the ones docpipe would compute agree with them.
-    source = base_models.source_gguf(tmp_path / "cache" / "base_models" / trained.base_path.split("/")[-1], tmp_path / "cache")
+    source = pretrained.source_gguf(tmp_path / "cache" / "base_models" / trained.base_path.split("/")[-1], tmp_path / "cache")
     exported = {f.key: f.value for f in source_fields(tmp_path / "export" / f"{result.name}-f16.gguf")}
     original = {f.key: f.value for f in source_fields(source)}
     assert all(exported[k] == v for k, v in original.items() if k.startswith(("tokenizer.ggml.", "llama.")))
@@ -54,8 +53,8 @@ def test_the_packaged_default_base_exports_through_the_gate(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(any(importlib.util.find_spec(p) is None for p in base_models.GEMMA_PACKAGES),
-                    reason=f"Gemma-3-270M is opt-in: {base_models.GEMMA_INSTALL}")
+@pytest.mark.skipif(any(importlib.util.find_spec(p) is None for p in pretrained.GEMMA_PACKAGES),
+                    reason=f"Gemma-3-270M is opt-in: {pretrained.GEMMA_INSTALL}")
 def test_gemma_exports_with_its_sentencepiece_tokenizer_and_one_bos(tmp_path):
     trained, result = _train_and_export(tmp_path, "gemma-3-270m")
 

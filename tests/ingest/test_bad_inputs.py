@@ -10,12 +10,13 @@ from docpipe.config import IngestConfig
 from docpipe.ingest import pipeline
 from docpipe.store import iter_jsonl
 from tests.ingest.hostile_files import big_text
+from tests.stages import ingest_folder
 
 
 @pytest.fixture(scope="module")
 def ingested(bad_inputs, tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
-    report = pipeline.run(bad_inputs, out, IngestConfig(workers=2))
+    report = ingest_folder(bad_inputs, out, IngestConfig(workers=2))
     return report, {d["path"]: d for d in iter_jsonl(out / "documents.jsonl")}
 
 
@@ -84,7 +85,7 @@ def test_unreadable_file_is_reported(tmp_path, monkeypatch):
             return real(path, *args)
 
         monkeypatch.setattr(pipeline, "sha256_file", denied)
-    pipeline.run(tmp_path / "docs", tmp_path / "out", IngestConfig(workers=1))
+    ingest_folder(tmp_path / "docs", tmp_path / "out", IngestConfig(workers=1))
     docs = {d["path"]: d for d in iter_jsonl(tmp_path / "out" / "documents.jsonl")}
     assert docs["locked.txt"]["status"] == "failed"
     assert "Permission denied" in docs["locked.txt"]["reason"]
@@ -95,7 +96,7 @@ def test_fifo_does_not_block_the_run(tmp_path):
     (tmp_path / "docs").mkdir()
     os.mkfifo(tmp_path / "docs" / "pipe.txt")
     (tmp_path / "docs" / "open.txt").write_text("A readable file with enough words in it.")
-    report = pipeline.run(tmp_path / "docs", tmp_path / "out", IngestConfig(workers=1))
+    report = ingest_folder(tmp_path / "docs", tmp_path / "out", IngestConfig(workers=1))
     assert "not a regular file" in report.failures["pipe.txt"]
 
 
@@ -106,7 +107,7 @@ def test_50_mb_text_file_is_read_within_a_memory_cap(tmp_path):
     # The parser process is killed above 1 GiB: a whole-file-in-memory parser would pass 50 MB
     # several times over (bytes, str, elements, JSON), a streamed one stays far below.
     cfg = IngestConfig(workers=1, max_rss_mb=1024, timeout_s=240)
-    report = pipeline.run(tmp_path / "docs", tmp_path / "out", cfg)
+    report = ingest_folder(tmp_path / "docs", tmp_path / "out", cfg)
     doc = next(iter_jsonl(tmp_path / "out" / "documents.jsonl"))
     assert doc["status"] == "ok", doc["reason"]
     assert len(doc["text"]) > 45 * 2**20

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 from docpipe.config import IngestConfig
-from docpipe.ingest.pipeline import run
 from docpipe.store import iter_jsonl
+from tests.stages import ingest_folder
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,11 +27,11 @@ def _docs(tmp_path: Path, n: int) -> Path:
 def test_rerun_reuses_everything_and_a_changed_file_is_parsed_again(tmp_path):
     docs, out = _docs(tmp_path, 3), tmp_path / "out"
     cfg = IngestConfig(workers=1, engines={"md": ["text"]})
-    first = run(docs, out, cfg)
+    first = ingest_folder(docs, out, cfg)
     assert (first.parsed, first.reused) == (3, 0)
-    assert run(docs, out, cfg).reused == 3
+    assert ingest_folder(docs, out, cfg).reused == 3
     (docs / "note1.md").write_text("# Note 1\n\nRewritten: the shelf moved to the east wing.\n")
-    third = run(docs, out, cfg)
+    third = ingest_folder(docs, out, cfg)
     assert third.reused == 2
     texts = {d["path"]: d["text"] for d in iter_jsonl(out / "documents.jsonl")}
     assert "east wing" in texts["note1.md"]
@@ -39,13 +39,13 @@ def test_rerun_reuses_everything_and_a_changed_file_is_parsed_again(tmp_path):
 
 def test_changed_settings_parse_again(tmp_path):
     docs, out = _docs(tmp_path, 2), tmp_path / "out"
-    run(docs, out, IngestConfig(workers=1, engines={"md": ["text"]}))
-    assert run(docs, out, IngestConfig(workers=1, engines={"md": ["text"]}, min_chars=5)).reused == 0
+    ingest_folder(docs, out, IngestConfig(workers=1, engines={"md": ["text"]}))
+    assert ingest_folder(docs, out, IngestConfig(workers=1, engines={"md": ["text"]}, min_chars=5)).reused == 0
 
 
 def test_effective_config_is_saved_next_to_the_output(tmp_path):
     docs, out = _docs(tmp_path, 1), tmp_path / "out"
-    run(docs, out, IngestConfig(workers=1, timeout_s=77))
+    ingest_folder(docs, out, IngestConfig(workers=1, timeout_s=77))
     assert json.loads((out / "ingest_config.json").read_text())["timeout_s"] == 77
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from docpipe.config import IngestConfig
-from docpipe.ingest.pipeline import run
+from tests.stages import ingest_folder
 
 FAKE = "tests.ingest.fake_engines:"
 
@@ -18,7 +18,7 @@ def _ingest(tmp_path: Path, engines: list[str], **cfg) -> dict:
     (docs / "victim.txt").write_text("a file whose parser misbehaves\n")
     (docs / "bystander.md").write_text("# Title\n\nAn ordinary file that must still be read.\n")
     config = IngestConfig(engines={"txt": [FAKE + e for e in engines], "md": [FAKE + "echo"]}, workers=2, **cfg)
-    report = run(docs, tmp_path / "out", config)
+    report = ingest_folder(docs, tmp_path / "out", config)
     assert report.formats["md"].ok == 1, "the other file must be read whatever the victim did"
     import json
 

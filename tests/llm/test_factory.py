@@ -10,8 +10,9 @@ import textwrap
 import pytest
 
 from docpipe.config import LLMConfig
-from docpipe.llm import factory, open_llm, packaged
+from docpipe.llm import factory, open_llm
 from docpipe.llm.gateway import Gateway
+from docpipe.runtime import packaged
 
 
 def test_none_means_no_model(tmp_path):

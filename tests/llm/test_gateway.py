@@ -14,8 +14,8 @@ from docpipe.config import LLMConfig
 from docpipe.llm.client import ChatMessage, LLMError
 from docpipe.llm.gateway import Gateway
 from docpipe.llm.providers import PermanentError, ProviderReply, RateLimited, TransientError
-from tests.llm.fake_provider import FakeProvider, Sleep
 from tests.agents.fake_agent import Answer, FakeAnswerAgent
+from tests.llm.fake_provider import FakeProvider, Sleep
 
 ASK = [ChatMessage(role="user", content="When does the archive open?")]
 

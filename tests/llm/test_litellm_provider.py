@@ -13,8 +13,8 @@ from docpipe.agents.base import Tier
 from docpipe.config import LLMConfig
 from docpipe.llm import open_llm
 from docpipe.llm.client import ChatMessage, LLMError
-from tests.llm.fake_openai_server import FakeOpenAIServer, Scripted, hang, ok, rate_limited, server_error
 from tests.agents.fake_agent import FakeAnswerAgent
+from tests.llm.fake_openai_server import FakeOpenAIServer, Scripted, hang, ok, rate_limited, server_error
 
 pytest.importorskip("litellm", reason="the API provider needs litellm: pip install 'docpipe[api]'")
 

@@ -12,7 +12,7 @@ import pytest
 from docpipe.config import LLMConfig
 from docpipe.llm import open_llm
 from docpipe.llm.client import ChatMessage, LLMError
-from docpipe.llm.packaged import MODEL_ID, packaged_model_path
+from docpipe.runtime.packaged import MODEL_ID, packaged_model_path
 
 pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from docpipe.contracts import Chunk, Document, DocStatus, Element, ElementKind
+from docpipe.contracts import Chunk, DocStatus, Document, Element, ElementKind
 
 
 def document(path: str, paragraphs: list[tuple[str, int | None]], kind: ElementKind = ElementKind.text,
@@ -24,3 +24,4 @@ def whole_chunk(doc: Document, section: list[str] | None = None) -> Chunk:
     pages = sorted({el.page for el in doc.elements if el.page is not None})
     return Chunk(id=doc.sha256[:16], doc_id=doc.doc_id, path=doc.path, text=doc.text, start=0, end=len(doc.text),
                  pages=pages, section=section or [], tokens=len(doc.text.split()))
+

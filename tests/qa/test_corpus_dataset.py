@@ -10,8 +10,8 @@ import pytest
 from docpipe.config import DocpipeConfig
 from docpipe.contracts import Document
 from docpipe.qa.citation import content_words, support
-from docpipe.qa.generate import run
 from docpipe.store import iter_jsonl
+from tests.stages import generate_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +21,7 @@ def corpus_dataset(ingested_corpus, tmp_path_factory):
     _, ingested = ingested_corpus
     out = tmp_path_factory.mktemp("corpus-dataset")
     shutil.copy(ingested / "documents.jsonl", out / "documents.jsonl")
-    return run(out, DocpipeConfig(), llm=None), out
+    return generate_dataset(out, DocpipeConfig(), llm=None), out
 
 
 def test_every_accepted_citation_is_in_the_ingested_document(corpus_dataset):

@@ -15,7 +15,6 @@ import pytest
 from docpipe.chunk import chunk_document
 from docpipe.config import IngestConfig
 from docpipe.contracts import Chunk, Document
-from docpipe.ingest.pipeline import run
 from docpipe.qa.citation import content_words, normalize, support
 from docpipe.qa.extractive import (
     Draft,
@@ -27,6 +26,7 @@ from docpipe.qa.extractive import (
 from docpipe.qa.extractive.parse import _nlp
 from docpipe.qa.extractive.rewording import MAX_JACCARD, _jaccard
 from docpipe.store import iter_jsonl
+from tests.stages import ingest_folder
 
 REPO = Path(__file__).resolve().parents[2]
 HAS_SPACY = _nlp() is not None
@@ -224,7 +224,7 @@ def corpus_chunks(corpus, tmp_path_factory) -> list[Chunk]:
     for rel in CORPUS_FILES:
         shutil.copy(corpus / rel, docs / Path(rel).name)
     out = tmp_path_factory.mktemp("out")
-    run(docs, out, IngestConfig(workers=1, engines={"md": ["text"]}))
+    ingest_folder(docs, out, IngestConfig(workers=1, engines={"md": ["text"]}))
     documents = [Document.model_validate(d) for d in iter_jsonl(out / "documents.jsonl")]
     assert len(documents) == len(CORPUS_FILES) and all(d.text for d in documents)
     return [chunk for d in documents for chunk in chunk_document(d, _count, max_tokens=384)]

@@ -16,6 +16,7 @@ import pytest
 from docpipe.store import iter_jsonl, write_jsonl
 from tests.llm.fake_openai_server import FakeOpenAIServer, Scripted
 from tests.qa.builders import document
+from tests.stages import generate_dataset
 
 pytestmark = pytest.mark.slow
 TOPICS = ["harbour", "glacier", "orchard", "foundry", "lighthouse", "vineyard", "quarry", "monastery"]
@@ -90,7 +91,6 @@ def test_a_server_that_misbehaves_then_dies_mid_run_still_gives_a_complete_datas
 
     from docpipe.config import DocpipeConfig
     from docpipe.llm import open_llm
-    from docpipe.qa.generate import run
     from tests.llm.fake_openai_server import rate_limited, server_error
 
     def flaky(body: dict, number: int) -> Scripted:
@@ -112,7 +112,7 @@ def test_a_server_that_misbehaves_then_dies_mid_run_still_gives_a_complete_datas
         threading.Thread(target=kill_server_after, args=(12,), daemon=True).start()
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         llm = open_llm(cfg.llm.model_copy(update={"api_base": server.base_url}), cache_dir=tmp_path / "cache" / "llm")
-        report = run(tmp_path, cfg, llm=llm)
+        report = generate_dataset(tmp_path, cfg, llm=llm)
     agent, usage = report.llm["agent"], report.llm["usage"]["QAWriter"]
     assert report.documents_covered == len(DOCS)  # every document still gets pairs
     assert agent.get("chunks by structured", 0) >= 1 and agent.get("chunks by heuristic", 0) >= 1

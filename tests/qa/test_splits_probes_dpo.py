@@ -1,9 +1,10 @@
 from docpipe.contracts import Chunk, Citation, QAPair
 from docpipe.qa.curate import Draft, Rejection
 from docpipe.qa.dpo import preference_pairs
-from docpipe.qa.formats import ABSTAIN_ANSWER, SYSTEM_PROMPT, parse_source_reference, render_answer, to_alpaca, to_sharegpt, training_record
+from docpipe.qa.formats import to_alpaca, to_sharegpt, training_record
 from docpipe.qa.probes import abstention_probes, paraphrase_probes
 from docpipe.qa.splits import split_pairs
+from docpipe.runtime.chat_format import ABSTAIN_ANSWER, SYSTEM_PROMPT, parse_source_reference, render_answer
 
 
 def chunk(cid: str, doc: str, section: list[str], text: str | None = None) -> Chunk:

@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
+from docpipe.runtime.hardware import Hardware, choose_threads
 from trainers.backend import BackendUnavailable
-from trainers.dispatch import Choice, Hardware, choose, choose_threads, fallback_chain
+from trainers.dispatch import Choice, choose, fallback_chain
 
 CPU = Hardware(cuda=None, mps=False, apple_silicon=False, cores=2)
 CUDA = Hardware(cuda="NVIDIA H100", mps=False, apple_silicon=False, cores=16)

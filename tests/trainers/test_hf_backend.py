@@ -8,8 +8,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from docpipe.base_models import ResolvedBase
 from docpipe.config import TrainConfig
+from docpipe.events import ignore
+from docpipe.layout import DatasetLayout, StageWorkLayout
+from docpipe.runtime.pretrained import ResolvedBase
 from tests.trainers.tiny_model import tiny_dataset
 from trainers import data
 from trainers.backend import TrainJob
@@ -27,13 +29,13 @@ def one_thread():
 def _job(stage, tiny_model, rows, held_out, work, init=None, progress=None, **options):
     base = ResolvedBase("tiny", tiny_model, "local folder", None, None, None)
     opts = TrainConfig(**{"batch_size": 4, "learning_rate": 5e-3, "checkpoint_minutes": 60, **options})
-    return TrainJob(stage, base, rows, held_out, work, opts, 2, "cpu", 1, init, progress)
+    return TrainJob(stage, base, rows, held_out, StageWorkLayout(work), opts, 2, "cpu", 1, init, progress or ignore)
 
 
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory):
     folder = tiny_dataset(tmp_path_factory.mktemp("data") / "dataset", pairs=16)
-    return data.load(folder, folder.parent, with_dpo=True)
+    return data.load(DatasetLayout(folder), folder.parent, with_dpo=True)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,8 @@ def test_sft_trains_logs_loss_and_changes_the_adapter(sft):
     lora_b = [w for name, w in weights.items() if "lora_B" in name]
     assert lora_b and any(w.abs().max() > 0 for w in lora_b)  # B starts at zero: nonzero means it trained
     assert result.tokens > 0 and result.tokens_per_s > 0 and result.peak_memory_mb > 0
-    assert seen and seen[-1].step == result.steps and seen[-1].total_steps == 8 and seen[-1].loss is not None
+    assert seen and seen[-1].step == result.steps and seen[-1].total == 8 and seen[-1].metrics.get("loss") is not None
+    assert {(e.stage, e.phase) for e in seen} == {("train", "sft")}
 
 
 def test_sft_adapter_loads_with_plain_peft_and_changes_the_output(sft, tiny_model):
@@ -73,9 +76,9 @@ def test_sft_adapter_loads_with_plain_peft_and_changes_the_output(sft, tiny_mode
 
 def test_loss_falls_only_on_the_assistant_tokens(tiny_model, rows):
     """The prompt (system + user) carries no loss, whatever the chat template looks like."""
+    from datasets import Dataset
     from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
-    from datasets import Dataset
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     args = SFTConfig(output_dir="/tmp/unused", completion_only_loss=True, report_to="none", use_cpu=True)

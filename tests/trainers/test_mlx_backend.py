@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from docpipe.base_models import ResolvedBase
 from docpipe.config import TrainConfig
+from docpipe.events import ignore
+from docpipe.layout import StageWorkLayout
+from docpipe.runtime.pretrained import ResolvedBase
 from tests.trainers.tiny_model import tiny_dataset
 from trainers.backend import BackendUnavailable, TrainJob
 
@@ -41,8 +43,8 @@ def _job(tiny_model, data, work_dir: Path, progress: list | None = None, **optio
     settings = {"batch_size": 4, "learning_rate": 1e-2, "lora_rank": 4, "lora_alpha": 8, "checkpoint_minutes": 0,
                 "max_seq_tokens": 256, **options}
     base = ResolvedBase("tiny", tiny_model, "local folder", None, None, None)
-    return TrainJob("sft", base, data[0], data[1], work_dir, TrainConfig(**settings), epochs=1.0, device="cpu",
-                    threads=1, on_progress=progress.append if progress is not None else None)
+    return TrainJob("sft", base, data[0], data[1], StageWorkLayout(work_dir), TrainConfig(**settings), epochs=1.0, device="cpu",
+                    threads=1, events=progress.append if progress is not None else ignore)
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +62,14 @@ def test_sft_logs_finite_train_and_held_out_loss(trained):
     assert result.eval_loss and result.eval_loss[-1].step == 6  # measured during training and at the end
     assert result.best_eval_loss == min(p.loss for p in result.eval_loss)
     assert result.tokens > 0 and result.tokens_per_s > 0 and result.peak_memory_mb > 0
-    assert [p.step for p in progress] == [1, 2, 3, 4, 5, 6] and progress[-1].total_steps == 6
+    assert [p.step for p in progress] == [1, 2, 3, 4, 5, 6] and progress[-1].total == 6
+    assert {(p.stage, p.phase) for p in progress} == {("train", "sft")} and all("loss" in p.metrics for p in progress)
 
 
 def test_adapter_is_peft_format_and_trained(trained):
     job, result, _ = trained
     adapter = Path(result.adapter)
-    assert adapter == job.work_dir / "adapter"
+    assert adapter == job.work.adapter
     config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
     assert (config["peft_type"], config["task_type"], config["r"], config["lora_alpha"]) == ("LORA", "CAUSAL_LM", 4, 8)
     assert "model.layers.1.mlp.down_proj" in config["target_modules"] and len(config["target_modules"]) == 14
@@ -100,7 +103,7 @@ def test_peft_adapter_gives_mlx_logits_in_torch(trained, tiny_model):
 
 def test_peft_adapter_holds_the_best_weights(trained):
     job, result, _ = trained
-    best = mx.load(str(job.work_dir / "checkpoints" / f"step-{result.steps:08d}" / "best.safetensors"))
+    best = mx.load(str(job.work.checkpoints / f"step-{result.steps:08d}" / "best.safetensors"))
     model, _ = mlx_backend._build_model(job.base.path, 4, 8.0, 0.0, 0)
     for name, value in mlx_backend._from_peft(model, Path(result.adapter)):
         assert mx.allclose(value, best[name]).item(), name
@@ -146,17 +149,17 @@ class _Killed(Exception):
 
 
 def _kill_at(step: int):
-    def on_progress(progress):
-        if progress.step == step:
+    def on_event(event):
+        if event.step == step:
             raise _Killed  # after step 3 is trained, before its checkpoint: like kill -9
-    return on_progress
+    return on_event
 
 
 def test_run_killed_midway_ends_as_if_never_stopped(tiny_model, data, tmp_path):
     straight = mlx_backend.BACKEND.sft(_job(tiny_model, data, tmp_path / "a", max_steps=5))
     killed = _job(tiny_model, data, tmp_path / "b", max_steps=5)
     with pytest.raises(_Killed):
-        mlx_backend.BACKEND.sft(TrainJob(**{**killed.__dict__, "on_progress": _kill_at(3)}))
+        mlx_backend.BACKEND.sft(TrainJob(**{**killed.__dict__, "events": _kill_at(3)}))
     resumed = mlx_backend.BACKEND.sft(killed)  # the same command again
 
     assert resumed.resumed_from_step == 2 and resumed.steps == 5
@@ -164,6 +167,32 @@ def test_run_killed_midway_ends_as_if_never_stopped(tiny_model, data, tmp_path):
     a = mx.load(str(tmp_path / "a" / "adapter" / "adapter_model.safetensors"))
     b = mx.load(str(tmp_path / "b" / "adapter" / "adapter_model.safetensors"))
     assert a.keys() == b.keys() and all(mx.allclose(a[k], b[k], atol=1e-6).item() for k in a)
+
+
+def test_run_killed_after_its_best_measurement_keeps_that_adapter(tiny_model, data, tmp_path):
+    """Killed after the held-out measurement at step 4 (the best so far) but before its checkpoint: the
+    resumed run replays step 4 without counting that measurement twice, and keeps its weights."""
+    straight = mlx_backend.BACKEND.sft(_job(tiny_model, data, tmp_path / "a", max_steps=4))
+    assert straight.best_step == 4 and [p.step for p in straight.eval_loss] == [2, 4]
+    killed = _job(tiny_model, data, tmp_path / "b", max_steps=4)
+    with pytest.raises(_Killed):
+        mlx_backend.BACKEND.sft(TrainJob(**{**killed.__dict__, "events": _kill_at(4)}))
+    assert json.loads(killed.work.best_state.read_text())["judged"] == 4  # the kill came after the measurement
+    resumed = mlx_backend.BACKEND.sft(killed)
+
+    assert resumed.resumed_from_step == 3 and (resumed.best_step, resumed.stopped_early) == (4, False)
+    assert resumed.best_eval_loss == pytest.approx(straight.best_eval_loss, abs=1e-5)
+    a = mx.load(str(tmp_path / "a" / "adapter" / "adapter_model.safetensors"))
+    b = mx.load(str(tmp_path / "b" / "adapter" / "adapter_model.safetensors"))
+    assert a.keys() == b.keys() and all(mx.allclose(a[k], b[k], atol=1e-6).item() for k in a)
+
+
+def test_checkpoints_of_older_versions_still_resume(tmp_path):
+    # They held the keep-best figures too; those now live in job.work.best_state.
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({"step": 3, "train_loss": [], "eval_loss": [], "best_loss": 2.0, "best_step": 2, "bad_evals": 1,
+                                "stopped_early": False, "fingerprint": {"rows": 16}}))
+    assert mlx_backend._State.read(path) == mlx_backend._State(step=3, fingerprint={"rows": 16})
 
 
 def test_stops_early_and_keeps_the_best_adapter(tiny_model, data, tmp_path, monkeypatch):

@@ -7,9 +7,10 @@ import torch
 from safetensors.torch import load_file
 
 from docpipe.config import DocpipeConfig, TrainConfig
-from docpipe.llm import packaged
+from docpipe.runtime import packaged
+from docpipe.runtime.hardware import Hardware
+from tests.stages import train_run
 from tests.trainers.tiny_model import tiny_dataset
-from trainers import dispatch, train
 
 
 @pytest.mark.slow
@@ -17,7 +18,7 @@ from trainers import dispatch, train
 def test_the_packaged_default_base_trains_on_cpu(tmp_path):
     tiny_dataset(tmp_path / "dataset", pairs=8)
     cfg = DocpipeConfig(train=TrainConfig(max_steps=2, batch_size=4, threads=1))  # no base_model: the default
-    result = train.run(tmp_path, cfg, hardware=dispatch.Hardware(cuda=None, mps=False, apple_silicon=False, cores=1))
+    result = train_run(tmp_path, cfg, hardware=Hardware(cuda=None, mps=False, apple_silicon=False, cores=1))
 
     assert result.base_model == "smollm2-135m-instruct" and result.base_source == "packaged gguf"
     assert result.base_sha256 == packaged.MODEL_SHA256 and result.dequantised_from == "Q4_1"

@@ -16,10 +16,13 @@ from typer.testing import CliRunner
 from docpipe.cli import app
 from docpipe.config import DocpipeConfig, TrainConfig
 from docpipe.contracts import TrainResult
+from docpipe.layout import Layout
+from docpipe.runtime.hardware import Hardware
+from tests.stages import train_run
 from tests.trainers.tiny_model import tiny_dataset
 from trainers import dispatch, train
 
-CPU = dispatch.Hardware(cuda=None, mps=False, apple_silicon=False, cores=2)
+CPU = Hardware(cuda=None, mps=False, apple_silicon=False, cores=2)
 
 
 def _cfg(tiny_model, **options) -> DocpipeConfig:
@@ -33,7 +36,7 @@ def out(tmp_path):
 
 
 def test_train_writes_the_run_folder(out, tiny_model):
-    result = train.run(out, _cfg(tiny_model, dpo=True, max_steps=2), hardware=CPU)
+    result = train_run(out, _cfg(tiny_model, dpo=True, max_steps=2), hardware=CPU)
     run_dir = out / "runs" / result.run_id
     assert TrainResult.model_validate_json((run_dir / "train_result.json").read_text()) == result
     assert json.loads((run_dir / "train_config.json").read_text())["epochs"] == 5  # 16 pairs: auto epochs at the cap
@@ -47,15 +50,15 @@ def test_train_writes_the_run_folder(out, tiny_model):
     assert not list(run_dir.rglob("checkpoint-*"))  # finished stages keep their adapter, not their checkpoints
     from docpipe.status import summarize
 
-    assert f"train: run {result.run_id}: {tiny_model} via hf on cpu, 2 SFT steps + DPO" in summarize(out)
+    assert f"train: run {result.run_id}: {tiny_model} via hf on cpu, 2 SFT steps + DPO" in summarize(Layout(out))
 
 
 def test_the_same_command_reuses_a_finished_run_and_a_changed_setting_is_a_new_run(out, tiny_model, monkeypatch):
-    first = train.run(out, _cfg(tiny_model, max_steps=2), hardware=CPU)
+    first = train_run(out, _cfg(tiny_model, max_steps=2), hardware=CPU)
     monkeypatch.setattr(dispatch, "load", lambda name: pytest.fail("a finished run was trained again"))
-    assert train.run(out, _cfg(tiny_model, max_steps=2, threads=2), hardware=CPU) == first  # threads: same result
+    assert train_run(out, _cfg(tiny_model, max_steps=2, threads=2), hardware=CPU) == first  # threads: same result
     monkeypatch.undo()
-    assert train.run(out, _cfg(tiny_model, max_steps=3), hardware=CPU).run_id != first.run_id
+    assert train_run(out, _cfg(tiny_model, max_steps=3), hardware=CPU).run_id != first.run_id
 
 
 def test_auto_epochs_scale_with_the_dataset():
@@ -111,7 +114,7 @@ def test_a_run_stopped_during_dpo_does_not_train_sft_again(out, tiny_model, monk
 
     monkeypatch.setattr(dispatch, "load", lambda name: StopsInDPO(real_load(name)))
     with pytest.raises(KeyboardInterrupt):
-        train.run(out, _cfg(tiny_model, dpo=True, max_steps=2), hardware=CPU)
+        train_run(out, _cfg(tiny_model, dpo=True, max_steps=2), hardware=CPU)
 
     class NoSFT(StopsInDPO):
         def sft(self, job):
@@ -121,7 +124,7 @@ def test_a_run_stopped_during_dpo_does_not_train_sft_again(out, tiny_model, monk
             return self.backend.dpo(job)
 
     monkeypatch.setattr(dispatch, "load", lambda name: NoSFT(real_load(name)))
-    result = train.run(out, _cfg(tiny_model, dpo=True, max_steps=2), hardware=CPU)
+    result = train_run(out, _cfg(tiny_model, dpo=True, max_steps=2), hardware=CPU)
     assert result.sft.steps == 2 and result.dpo.steps == 2
 
 
@@ -151,9 +154,9 @@ def test_a_failing_backend_falls_back_down_the_chain(out, tiny_model, monkeypatc
     broken.write_text("class B:\n    name = 'unsloth'\n    def sft(self, job):\n        raise RuntimeError('CUDA out of memory')\nBACKEND = B()\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setitem(dispatch.BACKENDS, "unsloth", ("broken_backend", "unsloth", "cuda"))
-    gpu = dispatch.Hardware(cuda="Fake GPU", mps=False, apple_silicon=False, cores=2)
+    gpu = Hardware(cuda="Fake GPU", mps=False, apple_silicon=False, cores=2)
     monkeypatch.setattr(dispatch, "installed", lambda package: True)
-    result = train.run(out, _cfg(tiny_model, max_steps=1), hardware=gpu)
+    result = train_run(out, _cfg(tiny_model, max_steps=1), hardware=gpu)
     assert (result.backend, result.device) == ("hf", "cpu")
     assert result.fallbacks[0] == "unsloth on cuda: RuntimeError: CUDA out of memory"
     assert result.fallbacks[1].startswith("hf on cuda: ")

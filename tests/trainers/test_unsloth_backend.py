@@ -12,8 +12,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from docpipe.base_models import ResolvedBase
 from docpipe.config import TrainConfig
+from docpipe.layout import DatasetLayout, StageWorkLayout
+from docpipe.runtime.pretrained import ResolvedBase
 from tests.trainers.tiny_model import tiny_dataset
 from trainers import data
 from trainers.backend import BackendUnavailable, TrainJob
@@ -72,11 +73,11 @@ def _job(stage, tiny_model, rows, held_out, work, init=None, **options):
     base = ResolvedBase("tiny", tiny_model, "local folder", None, None, None)
     opts = TrainConfig(**{"batch_size": 4, "learning_rate": 5e-3, "checkpoint_minutes": 60, **options})
     # device "cpu": the fake runs where there is no GPU; on CUDA the same code gets "cuda"
-    return TrainJob(stage, base, rows, held_out, work, opts, 1, "cpu", 1, init)
+    return TrainJob(stage, base, rows, held_out, StageWorkLayout(work), opts, 1, "cpu", 1, init)
 
 
 def test_unsloth_backend_loads_offline_adds_lora_and_trains_through_the_shared_path(fake_unsloth, tiny_model, tmp_path):
-    rows = data.load(tiny_dataset(tmp_path / "dataset", pairs=8), tmp_path, with_dpo=True)
+    rows = data.load(DatasetLayout(tiny_dataset(tmp_path / "dataset", pairs=8)), tmp_path, with_dpo=True)
     sft = fake_unsloth.BACKEND.sft(_job("sft", tiny_model, rows.train, rows.eval, tmp_path / "sft", qlora=True, lora_rank=8))
     name, load = FakeFastLanguageModel.calls[0]
     assert name == "from_pretrained" and load["model_name"] == str(tiny_model)
@@ -120,9 +121,9 @@ def test_unsloth_trains_on_a_gpu(qlora, tiny_model, tmp_path):
     pytest.importorskip("unsloth")
     from trainers.unsloth_backend import BACKEND
 
-    rows = data.load(tiny_dataset(tmp_path / "dataset", pairs=16), tmp_path, with_dpo=False)
+    rows = data.load(DatasetLayout(tiny_dataset(tmp_path / "dataset", pairs=16)), tmp_path, with_dpo=False)
     base = ResolvedBase("tiny", tiny_model, "local folder", None, None, None)
-    job = TrainJob("sft", base, rows.train, rows.eval, tmp_path / "sft", TrainConfig(batch_size=4, qlora=qlora), 2, "cuda", 1)
+    job = TrainJob("sft", base, rows.train, rows.eval, StageWorkLayout(tmp_path / "sft"), TrainConfig(batch_size=4, qlora=qlora), 2, "cuda", 1)
     result = BACKEND.sft(job)
     assert result.steps == 8 and result.train_loss and result.peak_memory_mb > 0
     assert any(w.abs().max() > 0 for k, w in load_file(str(Path(result.adapter) / "adapter_model.safetensors")).items() if "lora_B" in k)

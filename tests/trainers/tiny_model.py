@@ -31,10 +31,17 @@ def build_tiny_model(folder: Path, *, vocab_size: int = 512, hidden: int = 64, l
     """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import Gemma3TextConfig, Gemma3ForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers import (
+        Gemma3ForCausalLM,
+        Gemma3TextConfig,
+        LlamaConfig,
+        LlamaForCausalLM,
+        PreTrainedTokenizerFast,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
 
-    from docpipe.base_models import GEMMA3_CHAT_TEMPLATE
+    from docpipe.runtime.pretrained import GEMMA3_CHAT_TEMPLATE
 
     gemma = family == "gemma3"
     folder.mkdir(parents=True, exist_ok=True)
@@ -75,7 +82,7 @@ def build_tiny_model(folder: Path, *, vocab_size: int = 512, hidden: int = 64, l
 
 def tiny_dataset(folder: Path, pairs: int = 24) -> Path:
     """A `docpipe generate`-shaped dataset folder (train/eval/dpo.jsonl) about made-up facts."""
-    from docpipe.qa.formats import SYSTEM_PROMPT
+    from docpipe.runtime.chat_format import SYSTEM_PROMPT
 
     folder.mkdir(parents=True, exist_ok=True)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,11 +11,11 @@ from pathlib import Path
 from docpipe.config import IngestConfig
 from docpipe.contracts import ElementKind
 from docpipe.ingest.extraction import Block, Extraction, ExtractionError, describe, visible_chars
+from docpipe.runtime import offline
 
 # Before unstructured is imported: it pings an analytics server on import unless opted out,
 # prints a usage notice, and the Hugging Face hub would retry downloads for ~23 s per file.
-for _var in ("DO_NOT_TRACK", "SCARF_NO_ANALYTICS", "HF_HUB_OFFLINE", "UNSTRUCTURED_DISABLE_NOTICE"):
-    os.environ.setdefault(_var, "1")
+offline.apply()
 
 try:
     from unstructured.file_utils.model import FileType

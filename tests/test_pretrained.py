@@ -10,9 +10,9 @@ import types
 
 import pytest
 
-from docpipe import base_models
-from docpipe.base_models import BaseModelError, resolve
-from docpipe.llm.packaged import packaged_model_path
+from docpipe.runtime import pretrained
+from docpipe.runtime.packaged import packaged_model_path
+from docpipe.runtime.pretrained import BaseModelError, resolve
 
 pytest.importorskip("transformers", reason="base models need docpipe[train]")
 
@@ -42,8 +42,8 @@ def test_an_interrupted_conversion_leaves_nothing_half_written(tmp_path, monkeyp
         (out / "config.json").write_text("{}")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(base_models, "_convert", crash)
-    monkeypatch.setitem(base_models.PACKAGED, "fake", base_models._Packaged(lambda cache: tmp_path / "x.gguf", "ab" * 32, "Q4_1", "MIT"))
+    monkeypatch.setattr(pretrained, "_convert", crash)
+    monkeypatch.setitem(pretrained.PACKAGED, "fake", pretrained._Packaged(lambda cache: tmp_path / "x.gguf", "ab" * 32, "Q4_1", "MIT"))
     with pytest.raises(KeyboardInterrupt):
         resolve("fake", tmp_path)
     assert list((tmp_path / "base_models").iterdir()) == []
@@ -85,7 +85,7 @@ def test_an_assembled_gemma_with_the_wrong_hash_is_refused_and_not_kept(tmp_path
             out.write(b"GGUF not the pinned file")
 
     _gemma_packages(monkeypatch, installed=True, assemble=wrong)
-    monkeypatch.setattr(base_models, "_convert", lambda *a: pytest.fail("converted an unverified GGUF"))
+    monkeypatch.setattr(pretrained, "_convert", lambda *a: pytest.fail("converted an unverified GGUF"))
     with pytest.raises(BaseModelError, match="is not the one docpipe pins"):
         resolve("gemma-3-270m", tmp_path)
     assert list((tmp_path / "base_models").iterdir()) == []
@@ -119,7 +119,7 @@ def test_packaged_gemma_converts_once_with_gemma_turns_and_one_bos(tmp_path):
 
     base = resolve("gemma-3-270m", tmp_path)  # assembles the chunks, converts (about a minute)
     assert (base.source, base.dequantised_from, base.license) == ("packaged gguf", "Q4_K_M", "Gemma Terms of Use")
-    assert json.loads((base.path / "docpipe_base.json").read_text())["sha256"] == base_models.GEMMA_SHA256
+    assert json.loads((base.path / "docpipe_base.json").read_text())["sha256"] == pretrained.GEMMA_SHA256
     converted_at = (base.path / "model.safetensors").stat().st_mtime_ns
     started = time.monotonic()
     assert resolve("Gemma-3-270M", tmp_path).path == base.path  # reused, not converted again

@@ -1,0 +1,4 @@
+"""What several stages use, beneath them all: the pretrained bases and the packaged models
+(`pretrained`, `packaged`), the llama.cpp runner's settings (`llama`), the hardware probe and thread
+choice (`hardware`), offline settings (`offline`) and the prompt/answer format (`chat_format`).
+Nothing here imports a stage; heavy packages are imported inside the functions that use them."""
