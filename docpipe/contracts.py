@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 
 class ElementKind(str, Enum):
@@ -129,6 +129,20 @@ class Citation(BaseModel):
     end: Annotated[int, Field(ge=0, description="Character offset one past the quote's end.")]
 
 
+class QADraft(BaseModel):
+    """A question, its answer and the quote said to support it, as a generator wrote them: nothing checked yet.
+
+    The extractive rules, the QA agent's reply schema and the curation step all pass this triple on
+    (each subclass adds what it knows); curation turns it into a QAPair or a rejection.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    question: Annotated[str, Field(description="The question, as a user would ask it.")]
+    answer: Annotated[str, Field(description="The answer, in the words of the source.")]
+    quote: Annotated[str, Field(description="The source text said to contain the answer; checked against the source later.")]
+
+
 class QAPair(BaseModel):
     """One question/answer candidate with its citation and who produced it."""
 
@@ -142,6 +156,150 @@ class QAPair(BaseModel):
     section: Annotated[list[str], Field(description="Heading path of the chunk.")] = []
     tier: Annotated[str, Field(description="Agent tier that produced the pair: structured | json | heuristic.")]
     producer: Annotated[str, Field(description="Model name, or 'extractive' for the built-in generator.")]
+
+
+class Message(BaseModel):
+    """One chat turn, in the role/content form chat templates and TRL take."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Annotated[Literal["system", "user", "assistant"], Field(description="Who speaks.")]
+    content: Annotated[str, Field(description="What is said.")]
+
+
+def _ends_with(messages: list[Message], role: str, what: str) -> None:
+    if messages and messages[-1].role != role:
+        raise ValueError(f"{what} must end with the {role}'s message, not the {messages[-1].role}'s")
+
+
+class TrainingRecord(QAPair):
+    """One line of dataset/train.jsonl or eval.jsonl: the accepted pair and the chat example trained on."""
+
+    messages: Annotated[list[Message], Field(min_length=2, description="System prompt, question, and the answer with its source line.")]
+
+    @model_validator(mode="after")
+    def _answer_last(self) -> TrainingRecord:
+        _ends_with(self.messages, "assistant", "messages")
+        return self
+
+
+class PreferencePair(BaseModel):
+    """One line of dataset/dpo.jsonl, in TRL's conversational preference format (plus its id and kind)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, Field(description="QAPair.id of the train pair the preference is about.")]
+    prompt: Annotated[list[Message], Field(min_length=1, description="System prompt and question.")]
+    chosen: Annotated[list[Message], Field(min_length=1, description="The grounded answer with its correct source line.")]
+    rejected: Annotated[list[Message], Field(min_length=1, description="An ungrounded, uncited or miscited answer.")]
+    rejected_kind: Annotated[str, Field(description="How the rejected answer fails: the model's own failure or a constructed one.")]
+
+    @model_validator(mode="after")
+    def _turns(self) -> PreferencePair:
+        _ends_with(self.prompt, "user", "prompt")
+        for name, turns in (("chosen", self.chosen), ("rejected", self.rejected)):
+            if any(m.role != "assistant" for m in turns):
+                raise ValueError(f"{name} must hold only the assistant's answer")
+        return self
+
+
+_PARAPHRASE_ONLY = ("source_id", "original_question", "citation", "chunk_id")
+
+
+class Probe(BaseModel):
+    """One line of dataset/probes_paraphrase.jsonl (a train question reworded) or probes_abstain.jsonl
+    (a question the documents do not answer); the evaluation asks each and compares the reply."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, Field(description="Stable id: hash of the kind and the question (and the source pair).")]
+    kind: Annotated[Literal["paraphrase", "abstain"], Field(description="paraphrase: does the model know the fact, not only the phrasing; abstain: does it decline.")]
+    source_id: Annotated[str | None, Field(description="paraphrase: QAPair.id of the train pair reworded.")] = None
+    question: Annotated[str, Field(description="The question asked.")]
+    original_question: Annotated[str | None, Field(description="paraphrase: the train pair's question as trained on.")] = None
+    answer: Annotated[str, Field(description="The expected answer: the train pair's (paraphrase) or the abstention (abstain).")]
+    citation: Annotated[Citation | None, Field(description="paraphrase: the train pair's citation, which the reply should give.")] = None
+    chunk_id: Annotated[str | None, Field(description="paraphrase: Chunk.id of the train pair's chunk.")] = None
+    messages: Annotated[list[Message], Field(min_length=2, description="The chat example: system prompt, question, expected reply.")]
+
+    @model_validator(mode="after")
+    def _source_only_for_paraphrases(self) -> Probe:
+        given = [name for name in _PARAPHRASE_ONLY if getattr(self, name) is not None]
+        if self.kind == "paraphrase" and len(given) < len(_PARAPHRASE_ONLY):
+            raise ValueError(f"a paraphrase probe needs {', '.join(n for n in _PARAPHRASE_ONLY if n not in given)}")
+        if self.kind == "abstain" and given:
+            raise ValueError(f"an abstention probe has no source pair, yet gives {', '.join(given)}")
+        _ends_with(self.messages, "assistant", "messages")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_source(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if self.kind == "abstain":  # an abstention probe's line holds no empty source fields
+            for name in _PARAPHRASE_ONLY:
+                data.pop(name, None)
+        return data
+
+
+class ManifestSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: Annotated[str, Field(description="Source path relative to the input folder.")]
+    sha256: Annotated[str, Field(description="SHA-256 of the file's bytes.")]
+
+
+class ManifestPrompt(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sha256: Annotated[str, Field(description="Hash of the prompt text.")]
+    text: Annotated[str, Field(description="The prompt, word for word.")]
+
+
+class ManifestModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(description="The model that wrote the pairs, or 'none (extractive generator)'.")]
+    sha256: Annotated[str | None, Field(description="Hash of a local model's GGUF file; null for an API model (its name is all there is).")] = None
+
+
+class DatasetManifest(BaseModel):
+    """What a dataset was made from, by hash (dataset/manifest.json): enough to tell whether two datasets can differ."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    docpipe_version: Annotated[str, Field(description="The docpipe version that wrote the dataset.")]
+    sources: Annotated[list[ManifestSource], Field(description="The documents that gave chunks with content.")]
+    config: Annotated[dict[str, dict[str, Any]], Field(description="The effective `generate` and `llm` settings.")]
+    prompts: Annotated[dict[str, ManifestPrompt], Field(description="Agent name (and 'training system prompt') -> its prompt.")]
+    model: Annotated[ManifestModel, Field(description="The model that wrote the pairs.")]
+    files: Annotated[dict[str, str], Field(description="File name -> SHA-256 of each JSONL file written.")]
+
+
+class ModelUsage(BaseModel):
+    """The gateway's counts for one purpose (one agent)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    calls: Annotated[int, Field(ge=0, description="Requests answered, from the model or the cache.")] = 0
+    cache_hits: Annotated[int, Field(ge=0, description="Requests answered from the reply cache.")] = 0
+    retries: Annotated[int, Field(ge=0, description="Repeated attempts after timeouts, 429s and 5xx errors.")] = 0
+    failures: Annotated[int, Field(ge=0, description="Requests that failed after their last retry.")] = 0
+    prompt_tokens: Annotated[int, Field(ge=0, description="Tokens sent.")] = 0
+    completion_tokens: Annotated[int, Field(ge=0, description="Tokens received.")] = 0
+    cost_usd: Annotated[float, Field(ge=0, description="Cost as the provider prices it; 0 for a local model.")] = 0.0
+
+
+class GenerationInfo(BaseModel):
+    """Who wrote the pairs and what asking cost (DatasetReport.llm)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: Annotated[str, Field(description="The generating model, or 'none (extractive generator)'.")]
+    agent: Annotated[dict[str, int | str], Field(description=(
+        "The QA agent's counts: 'chunks by <tier>', 'model calls', 'failed replies'; after a trial, 'model trial acceptance %' "
+        "and, when the model failed it, 'model dropped after trial'; 'model never answered usefully' holds the first error."))] = {}
+    trusted: Annotated[bool, Field(description="False when the model failed its trial: it then neither judged nor reworded.")] = True
+    usage: Annotated[dict[str, ModelUsage], Field(description="The gateway's counts per purpose (agent name).")] = {}
 
 
 class DatasetReport(BaseModel):
@@ -160,7 +318,7 @@ class DatasetReport(BaseModel):
     rejections: dict[str, int] = Field(description="Rejected candidates per reason.")
     tiers: dict[str, dict[str, int]] = Field(description="Per agent tier: candidates and accepted pairs.")
     splits: dict[str, int] = Field(description="Records per output file.")
-    llm: dict = Field(description="Generating model and the gateway's usage per purpose.")
+    llm: GenerationInfo = Field(description="Generating model, the QA agent's counts and the gateway's usage per purpose.")
     seconds: float
 
 
@@ -194,6 +352,41 @@ class StageResult(BaseModel):
     peak_memory_mb: Annotated[float, Field(ge=0, description="Peak resident memory (CPU) or peak allocated GPU memory.")] = 0.0
 
 
+class TrainSettings(BaseModel):
+    """The effective training settings of a run (runs/<id>/train_config.json and TrainResult.config): the
+    TrainConfig fields with epochs and threads resolved, the backend and device that trained, and the base
+    weights by path and hash. Its own record, not TrainConfig: the contracts stand below the configs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_model: Annotated[str, Field(description="The base model as asked for.")]
+    backend: Annotated[str, Field(description="hf | unsloth | mlx: the backend that trained (not 'auto').")]
+    device: Annotated[str, Field(description="cpu | cuda | mps | metal: where it trained (not 'auto').")]
+    epochs: Annotated[float, Field(gt=0, description="Passes over the training pairs (chosen from the dataset size when none was given).")]
+    max_steps: Annotated[int | None, Field(ge=1, description="Most optimiser steps (overriding epochs); null = none set.")] = None
+    batch_size: Annotated[int, Field(ge=1, description="Pairs per optimiser step.")]
+    learning_rate: Annotated[float, Field(gt=0, description="Peak learning rate of the LoRA weights.")]
+    lora_rank: Annotated[int, Field(ge=1, description="LoRA rank r.")]
+    lora_alpha: Annotated[float, Field(gt=0, description="LoRA alpha; the update is scaled by alpha / r.")]
+    lora_dropout: Annotated[float, Field(ge=0, lt=1, description="Dropout on the LoRA input.")]
+    qlora: Annotated[bool, Field(description="The base was loaded in 4 bits (QLoRA).")]
+    max_seq_tokens: Annotated[int, Field(ge=1, description="Longest training sequence in tokens: the trained context, and the export's default num_ctx.")]
+    evals_per_epoch: Annotated[int, Field(ge=1, description="Held-out loss measurements per epoch.")]
+    eval_max_pairs: Annotated[int, Field(ge=1, description="Held-out pairs scored at each measurement.")]
+    early_stopping_patience: Annotated[int, Field(ge=1, description="Measurements without improvement before stopping.")]
+    checkpoint_minutes: Annotated[float, Field(ge=0, description="Checkpoint interval (0 = every step).")]
+    threads: Annotated[int, Field(ge=1, description="CPU threads used.")]
+    seed: Annotated[int, Field(description="Seed for LoRA initialisation, shuffling and dropout.")]
+    dpo: Annotated[bool, Field(description="DPO ran after SFT.")]
+    dpo_beta: Annotated[float, Field(gt=0, description="DPO beta.")]
+    dpo_learning_rate: Annotated[float, Field(gt=0, description="Peak learning rate during DPO.")]
+    dpo_epochs: Annotated[float, Field(gt=0, description="Passes over the preference pairs.")]
+    dpo_max_pairs: Annotated[int | None, Field(ge=1, description="Most preference pairs used; null = all.")] = None
+    base_path: Annotated[str, Field(description="Folder the base weights were loaded from.")]
+    base_sha256: Annotated[str | None, Field(description="Hash of the file the base came from, when it came from one.")] = None
+    dequantised_from: Annotated[str | None, Field(description="Quantisation of the GGUF the base was dequantised from, if it was.")] = None
+
+
 class TrainResult(BaseModel):
     """What `docpipe train` made: written to runs/<id>/train_result.json."""
 
@@ -218,7 +411,7 @@ class TrainResult(BaseModel):
     threads: Annotated[int, Field(ge=1, description="CPU threads used.")]
     wall_s: Annotated[float, Field(ge=0, description="Wall time of this process's training.")]
     peak_memory_mb: Annotated[float, Field(ge=0)]
-    config: Annotated[dict, Field(description="The effective training settings, epochs and steps resolved.")]
+    config: Annotated[TrainSettings, Field(description="The effective training settings, epochs and threads resolved.")]
     docpipe_version: str
 
 

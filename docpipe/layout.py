@@ -57,9 +57,9 @@ class DatasetLayout:
     def card(self) -> Path:
         return self.root / "README.md"
 
-    def style(self, name: str) -> Path:
-        """A folder of the dataset in another tool's format (alpaca, sharegpt)."""
-        return self.root / name
+    def in_format(self, style: str, split: str) -> Path:
+        """The dataset in another tool's format: alpaca/train.json, sharegpt/eval.json, ..."""
+        return self.root / style / f"{split}.json"
 
 
 @dataclass(frozen=True)
@@ -230,6 +230,27 @@ class Layout:
     def cache(self) -> Path:
         return self.root / "cache"
 
-    def cache_for(self, namespace: str) -> Path:
-        """cache/<namespace>/: ingest, qa, llm (model replies), base_models (converted bases), export (scratch GGUFs)."""
-        return self.cache / namespace
+    @property
+    def ingest_cache(self) -> Path:
+        """Parsed files by content and settings: a re-run parses only what changed."""
+        return self.cache / "ingest"
+
+    @property
+    def qa_cache(self) -> Path:
+        """Each chunk's candidate pairs: an interrupted `generate` resumes after the last finished chunk."""
+        return self.cache / "qa"
+
+    @property
+    def llm_cache(self) -> Path:
+        """Model replies by prompt, model and settings: no successful call is made twice."""
+        return self.cache / "llm"
+
+    @property
+    def base_models_cache(self) -> Path:
+        """Packaged bases, assembled and converted once into Hugging Face folders."""
+        return self.cache / "base_models"
+
+    @property
+    def export_cache(self) -> Path:
+        """The float GGUF an export quantises from, when it is not one of the files asked for."""
+        return self.cache / "export"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import errno
 import functools
 import hashlib
+import itertools
 import json
 import os
+import re
 import shutil
 import stat
 import sys
@@ -14,9 +16,11 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -267,6 +271,46 @@ def iter_jsonl(path: Path) -> Iterator[dict]:
                 yield json.loads(line)
 
 
+class RecordError(ValueError):
+    """A JSONL line that is not JSON, or not the record its file holds. The message is one line,
+    'line N is not ...', for the reading stage to prefix with the file and follow with what to run."""
+
+    def __init__(self, line: int, problem: str):
+        super().__init__(f"line {line} {problem}")
+        self.line = line
+
+
+def parse_records(lines: Iterable[str], record: type[M]) -> Iterator[M]:
+    """Each non-blank line validated as `record`, lazily; the first bad line raises RecordError."""
+    name = re.sub(r"(?<!^)(?=[A-Z])", " ", record.__name__).lower()  # TrainingRecord -> "training record"
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise RecordError(number, f"is not JSON ({exc.msg})") from None
+        try:
+            parsed = record.model_validate(data)
+        except ValidationError as exc:
+            raise RecordError(number, f"is not a {name} ({first_problem(exc)})") from None
+        yield parsed
+
+
+def read_records(path: Path, record: type[M], limit: int | None = None) -> list[M]:
+    """The first `limit` (default: all) records of a JSONL file, validated; RecordError on a bad line."""
+    with path.open(encoding="utf-8") as fh:
+        return list(itertools.islice(parse_records(fh, record), limit))
+
+
+def first_problem(exc: ValidationError) -> str:
+    """The first validation error as 'field.path: message', for one-line errors."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
 def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -305,16 +349,3 @@ class JsonCache:
     def put(self, key: str, value: BaseModel | dict) -> None:
         data = value.model_dump_json() if isinstance(value, BaseModel) else json.dumps(value, ensure_ascii=False)
         atomic_write_text(self._path(key), data)
-
-
-class Store:
-    """The output folder's cache (`Layout.cache`): one JsonCache per namespace, `<root>/<namespace>/`."""
-
-    def __init__(self, root: Path):
-        self.root = Path(root)
-
-    def get(self, namespace: str, key: str) -> dict | None:
-        return JsonCache(self.root / namespace).get(key)
-
-    def put(self, namespace: str, key: str, value: BaseModel | dict) -> None:
-        JsonCache(self.root / namespace).put(key, value)

@@ -116,8 +116,8 @@ def dataset_table(report) -> Table:
     table.add_row("tiers (accepted)", ", ".join(f"{tier} {t['accepted']}" for tier, t in report.tiers.items()))
     table.add_row("probes", f"paraphrase {report.splits.get('probes_paraphrase', 0)}, abstention {report.splits.get('probes_abstain', 0)}")
     table.add_row("DPO pairs", str(report.splits.get("dpo", 0)))
-    table.add_row("model", str(report.llm.get("model")))
-    if failure := report.llm.get("agent", {}).get("model never answered usefully"):
+    table.add_row("model", report.llm.model)
+    if failure := report.llm.agent.get("model never answered usefully"):
         table.add_row("[red]model failed[/red]", f"every pair came from the extractive generator; first error: {failure[:300]}")
     if report.uncovered:
         table.add_row("[red]not covered[/red]", ", ".join(report.uncovered))

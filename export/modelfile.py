@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 try:
     import jinja2
@@ -33,7 +32,9 @@ _QUOTES_AT_LINE_END = re.compile(r'"{3,}(?=[ \t]*[\r\n])')
 _PARAMETER_NAME = re.compile(r"[A-Za-z0-9_]+")  # what the parser's parameter state accepts
 _RESERVED = ("stop", "num_ctx")  # written from `template` and `num_ctx`: a parameter must not add to them
 
-_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=False,
+# Modelfile.j2 lives at the repository's top level, where a user looks to change it; export/Modelfile.j2
+# links to it, so a wheel ships its content as this package's data.
+_ENV = jinja2.Environment(loader=jinja2.PackageLoader("export", "."), autoescape=False,
                           undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
 
 

@@ -18,13 +18,13 @@ from typing import Any
 
 from docpipe import __version__
 from docpipe.config import ExportConfig
-from docpipe.contracts import ExportResult, QuantParity, TrainResult
+from docpipe.contracts import ExportResult, QuantParity, TrainingRecord, TrainResult
 from docpipe.errors import ErrorKind
 from docpipe.events import EventSink, StageEvent, ignore
 from docpipe.layout import DatasetLayout, Layout
 from docpipe.runtime import pretrained
 from docpipe.stage import ExportInputs, matches_fingerprint, record_fingerprint
-from docpipe.store import atomic_file, atomic_write_text, iter_jsonl, sha256_file, stable_hash, write_json
+from docpipe.store import RecordError, atomic_file, atomic_write_text, read_records, sha256_file, stable_hash, write_json
 from export import ExportError
 
 STAGE = "export"
@@ -80,7 +80,7 @@ def run(inputs: ExportInputs, cfg: ExportConfig, *, events: EventSink = ignore) 
         raise ExportError(f"cannot load the trained model ({_first_line(exc)}): base {base}, adapter {trained.adapter}; "
                           "if a file is damaged, delete the run folder and run `docpipe train` again") from exc
     load_s = time.monotonic() - tick
-    source = pretrained.source_gguf(base, layout.cache_for("base_models"))
+    source = pretrained.source_gguf(base, layout.base_models_cache)
     tokenizer_fields = _tokenizer_fields(source, base, tokenizer, model.config.vocab_size)
     add_bos = next((f.value for f in tokenizer_fields if f.key == "tokenizer.ggml.add_bos_token"), False)
     try:
@@ -106,7 +106,7 @@ def run(inputs: ExportInputs, cfg: ExportConfig, *, events: EventSink = ignore) 
 
     master = next((q for q in opts.quantizations if q in FLOATS), "f16")
     files = {q: folder.gguf(name, q) for q in opts.quantizations}
-    master_path = files.get(master, layout.cache_for("export") / folder.gguf(name, master).name)
+    master_path = files.get(master, layout.export_cache / folder.gguf(name, master).name)
     if not _done(manifest, master, master_path):
         step(f"merging the adapter and writing {master_path.name}")
         tick = time.monotonic()
@@ -139,7 +139,7 @@ def run(inputs: ExportInputs, cfg: ExportConfig, *, events: EventSink = ignore) 
                                             "files": [r.model_dump(mode="json") for r in results]})
     modelfile = folder.modelfile
     if passed:
-        num_ctx = opts.num_ctx or trained.config.get("max_seq_tokens", 2048)
+        num_ctx = opts.num_ctx or trained.config.max_seq_tokens
         atomic_write_text(modelfile, render_modelfile(
             gguf_file=files[opts.modelfile_quantization].name, template=template, system=system, num_ctx=num_ctx,
             license_text=trained.base_license, header=f"{name}: {trained.base_model} fine-tuned by docpipe {__version__} (run {trained.run_id})",
@@ -189,7 +189,7 @@ def _base_folder(trained: TrainResult, layout: Layout) -> Path:
     if base.is_dir():
         return base
     try:
-        again = pretrained.resolve(trained.base_model, layout.cache_for("base_models"))
+        again = pretrained.resolve(trained.base_model, layout.base_models_cache)
     except pretrained.BaseModelError as exc:
         raise ExportError(f"the run's base model folder {base} is gone and cannot be made again: {exc}") from None
     if again.sha256 != trained.base_sha256:
@@ -214,20 +214,28 @@ def training_system_prompt(dataset: DatasetLayout) -> str:
     """The system message the model was trained with (the first training record's)."""
     from docpipe.runtime.chat_format import SYSTEM_PROMPT
 
-    for record in iter_jsonl(dataset.train) if dataset.train.is_file() else []:
-        messages = record.get("messages") or []
-        return messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+    for record in _training_records(dataset.train, 1):
+        first = record.messages[0]
+        return first.content if first.role == "system" else ""
     return SYSTEM_PROMPT
 
 
 def parity_conversations(dataset: DatasetLayout, count: int) -> list[list[dict]]:
     """Held-out conversations (training ones when there are none): what the gate compares logits on."""
     for path in (dataset.eval, dataset.train):
-        chats = [r["messages"] for r in iter_jsonl(path)][:count] if path.is_file() else []
+        chats = [[m.model_dump() for m in r.messages] for r in _training_records(path, count)]
         if chats:
             return chats
     raise ExportError(f"no conversations in {dataset.root} to check the export against; run `docpipe generate` first",
                       kind=ErrorKind.missing_input)
+
+
+def _training_records(path: Path, limit: int) -> list[TrainingRecord]:
+    """The first `limit` records of train.jsonl or eval.jsonl (none when the file is missing)."""
+    try:
+        return read_records(path, TrainingRecord, limit) if path.is_file() else []
+    except RecordError as exc:
+        raise ExportError(f"{path} {exc}: run `docpipe generate` again", kind=ErrorKind.damaged) from None
 
 
 def _tokenizer_fields(source: Path | None, base: Path, tokenizer: Any, vocab_size: int) -> list:

@@ -106,7 +106,7 @@ def generation(documents: Path, sample: int) -> dict:
             source = Source(chunk, docs[chunk.doc_id])
             for p in result.value.pairs:
                 written += 1
-                accepted += isinstance(check(Draft(p.question, p.answer, p.quote, chunk.id, "", ""), source, cfg), QAPair)
+                accepted += isinstance(check(Draft.of(p, chunk.id, "", ""), source, cfg), QAPair)
         minutes = (time.perf_counter() - started) / 60
         return {"chunks": len(subset), "seconds": round(minutes * 60, 2), "model_calls": calls, "tiers": tiers,
                 "pairs_written": written, "pairs_passing_checks": accepted,

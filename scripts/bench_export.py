@@ -125,12 +125,13 @@ def _same_tensors(theirs: Path, ours: Path) -> dict:
 
 def _parity(out: Path, trained, work: Path, threads: int) -> dict:
     """docpipe's checks on the baseline's files: does what the baseline wrote behave like the trained model?"""
+    from docpipe.layout import Layout
     from export import parity
     from export.merge import load_trained
     from export.pipeline import parity_conversations
 
     model, tokenizer = load_trained(Path(trained.base_path), Path(trained.adapter))
-    ref = parity.reference(model, tokenizer, parity_conversations(out / "dataset", 8), runtime_bos="", max_tokens=256)
+    ref = parity.reference(model, tokenizer, parity_conversations(Layout(out).dataset, 8), runtime_bos="", max_tokens=256)
     figures = {}
     for quant in QUANTS:
         found = parity.compare(work / f"baseline-{quant}.gguf", ref, threads=threads)

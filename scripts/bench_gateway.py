@@ -24,10 +24,12 @@ from importlib.metadata import version
 from pathlib import Path
 
 from docpipe.config import LLMConfig
-from docpipe.llm import open_llm, packaged
+from docpipe.llm import open_llm
 from docpipe.llm.client import ChatMessage
-from docpipe.llm.local_provider import chat_arguments, default_threads
+from docpipe.llm.local_provider import chat_arguments
 from docpipe.llm.providers import GenerationParams
+from docpipe.runtime import packaged
+from docpipe.runtime.llama import default_threads
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEM = (

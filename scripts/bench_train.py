@@ -226,15 +226,18 @@ def _inputs(args, scratch: Path) -> None:
 def corpus_dataset(out: Path) -> Path:
     """The dataset a user gets from ../shared/corpus with no model (`generate --model none`), made once."""
     from docpipe.config import load_config
-    from docpipe.ingest.pipeline import run as ingest
-    from docpipe.qa.generate import run as generate
+    from docpipe.ingest import pipeline as ingest
+    from docpipe.layout import Layout
+    from docpipe.qa import generate
+    from docpipe.stage import GenerateInputs, IngestInputs
 
-    if not (out / "dataset" / "train.jsonl").is_file():
+    layout = Layout(out)
+    if not layout.dataset.train.is_file():
         cfg = load_config(overrides={"llm.model": "none"})
         print(f"making the dataset from {CORPUS} (ingest + generate --model none, once) ...", flush=True)
-        ingest(CORPUS, out, cfg.ingest)
-        generate(out, cfg, llm=None)
-    return out / "dataset"
+        ingest.run(IngestInputs(CORPUS, layout), cfg.ingest)
+        generate.run(GenerateInputs(layout, cfg.llm, client=None), cfg.generate)
+    return layout.dataset.root
 
 
 def report(args, children: dict, gflops: float) -> dict:

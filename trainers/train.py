@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from docpipe import __version__
-from docpipe.config import TrainConfig
-from docpipe.contracts import StageResult, TrainResult
+from docpipe.config import TrainConfig, updated
+from docpipe.contracts import StageResult, TrainResult, TrainSettings
 from docpipe.errors import DocpipeError
 from docpipe.events import EventSink, ignore
 from docpipe.runtime import hardware, pretrained
@@ -53,7 +53,7 @@ def auto_epochs(pairs: int) -> int:
 def fingerprint(inputs: TrainInputs, cfg: TrainConfig) -> str:
     """The run id these inputs and settings give: the dataset files and base model by hash, and the settings."""
     rows = data.load(inputs.layout.dataset, inputs.layout.root, with_dpo=cfg.dpo)
-    base = pretrained.resolve(cfg.base_model, inputs.layout.cache_for("base_models"))
+    base = pretrained.resolve(cfg.base_model, inputs.layout.base_models_cache)
     return run_id(rows.sha256, base, _resolved(cfg, len(rows.train)))
 
 
@@ -66,14 +66,14 @@ def run(inputs: TrainInputs, cfg: TrainConfig, *, events: EventSink = ignore) ->
     layout, opts = inputs.layout, cfg
     started = time.monotonic()
     rows = data.load(layout.dataset, layout.root, with_dpo=opts.dpo)
-    base = pretrained.resolve(opts.base_model, layout.cache_for("base_models"))
+    base = pretrained.resolve(opts.base_model, layout.base_models_cache)
     template = pretrained.chat_template(base.path)
     hw = inputs.hardware or hardware.probe()
     choice = dispatch.choose(opts.backend, opts.device, hw)
     if opts.qlora and choice.backend != "unsloth":
         raise BackendUnavailable(f"QLoRA (a 4-bit base) needs the unsloth backend on a CUDA GPU, and this run gets "
                                  f"{choice.backend} on {choice.device}; drop --qlora")
-    effective = _resolved(opts, len(rows.train)).model_copy(update={"threads": hardware.choose_threads(opts.threads, hw)})
+    effective = updated(_resolved(opts, len(rows.train)), threads=hardware.choose_threads(opts.threads, hw))
     run_dir = layout.run(run_id(rows.sha256, base, effective))
     if run_dir.result.is_file():
         return TrainResult.model_validate_json(run_dir.result.read_text(encoding="utf-8"))
@@ -109,7 +109,7 @@ def run(inputs: TrainInputs, cfg: TrainConfig, *, events: EventSink = ignore) ->
 
 def _resolved(opts: TrainConfig, pairs: int) -> TrainConfig:
     """The settings with the epochs chosen from the dataset size when the user gave none."""
-    return opts.model_copy(update={"epochs": opts.epochs or auto_epochs(pairs)})
+    return updated(opts, epochs=opts.epochs or auto_epochs(pairs))
 
 
 def run_id(dataset_sha256: str, base: pretrained.ResolvedBase, opts: TrainConfig) -> str:
@@ -152,9 +152,9 @@ def _split_preferences(pairs: list[dict], opts: TrainConfig) -> tuple[list[dict]
     return shuffled[held:], shuffled[:held]
 
 
-def _config_record(opts: TrainConfig, base: pretrained.ResolvedBase, choice: dispatch.Choice) -> dict:
-    return {**opts.model_dump(mode="json"), "backend": choice.backend, "device": choice.device,
-            "base_path": str(base.path), "base_sha256": base.sha256, "dequantised_from": base.dequantised_from}
+def _config_record(opts: TrainConfig, base: pretrained.ResolvedBase, choice: dispatch.Choice) -> TrainSettings:
+    return TrainSettings(**{**opts.model_dump(mode="json"), "backend": choice.backend, "device": choice.device,
+                            "base_path": str(base.path), "base_sha256": base.sha256, "dequantised_from": base.dequantised_from})
 
 
 def _device_name(choice: dispatch.Choice, hw: Hardware) -> str:

@@ -16,11 +16,10 @@ from docpipe.ingest.discover import FoundFile, discover
 from docpipe.ingest.sniff import extension_format
 from docpipe.ingest.workers import ParserPool, Task
 from docpipe.stage import IngestInputs, matches_fingerprint, record_fingerprint
-from docpipe.store import Store, sha256_file, stable_hash, write_json, write_jsonl
+from docpipe.store import JsonCache, sha256_file, stable_hash, write_json, write_jsonl
 
 # Bump when parsing changes what it produces, so cached results are not reused.
 INGEST_VERSION = 1
-_CACHE = "ingest"
 _WORKER_MEMORY = 1536 * 2**20  # a worker with unstructured loaded and a large file open
 
 STAGE = "ingest"
@@ -63,7 +62,7 @@ def run(inputs: IngestInputs, cfg: IngestConfig, *, events: EventSink = ignore) 
     _check_input(input_dir)
     _prepare_output(layout.root)
     started = time.monotonic()
-    store, settings = Store(layout.cache), settings_key(cfg)
+    store, settings = JsonCache(layout.ingest_cache), settings_key(cfg)
     found = discover(input_dir, cfg.include_hidden, cfg.max_file_mb)
     progress = _Progress(found, events)
     documents: dict[str, Document] = {}
@@ -76,7 +75,7 @@ def run(inputs: IngestInputs, cfg: IngestConfig, *, events: EventSink = ignore) 
 
     for item in found:
         doc, sha = _without_parsing(item)
-        if doc is None and (cached := store.get(_CACHE, stable_hash(sha, settings))) is not None:
+        if doc is None and (cached := store.get(stable_hash(sha, settings))) is not None:
             doc, reused = _document(item, sha, cached), reused + 1
         if doc is not None:
             finish(item, doc)
@@ -87,7 +86,7 @@ def run(inputs: IngestInputs, cfg: IngestConfig, *, events: EventSink = ignore) 
         item, sha = todo[task.key]
         result.setdefault("format", task.fmt or extension_format(item.rel))
         result["seconds"] = round(time.monotonic() - (task.started or time.monotonic()), 3)
-        store.put(_CACHE, stable_hash(sha, settings), result)
+        store.put(stable_hash(sha, settings), result)
         finish(item, _document(item, sha, result))
 
     if todo:

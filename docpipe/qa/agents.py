@@ -10,14 +10,16 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from docpipe.agents.base import BaseAgent
-from docpipe.contracts import Chunk
+from docpipe.contracts import Chunk, QADraft
 from docpipe.qa.citation import locate, normalize, support
 from docpipe.qa.extractive import extractive_pairs, paraphrase
 
 _MAX_QUESTION, _MAX_TEXT = 400, 1500
 
 
-class DraftPair(BaseModel):
+class DraftPair(QADraft):
+    # The triple as the model must write it: these bounds and descriptions are the JSON schema it sees
+    # (no docstring: it would join the schema, and so the prompt and every cached reply's key).
     model_config = ConfigDict(extra="ignore")
 
     question: Annotated[str, Field(min_length=8, max_length=_MAX_QUESTION, description="A question a reader of the passage might ask.")]
@@ -101,7 +103,7 @@ def passage_sentences(text: str, limit: int = 48) -> list[str]:
     return options[:limit]
 
 
-def _fits(draft) -> bool:
+def _fits(draft: QADraft) -> bool:
     """Within DraftPair's bounds (a whole table row can be longer than an answer may be)."""
     return len(draft.question) <= _MAX_QUESTION and len(draft.answer) <= _MAX_TEXT and len(draft.quote) <= _MAX_TEXT
 

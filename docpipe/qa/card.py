@@ -26,8 +26,8 @@ def render_card(report: DatasetReport, examples: Sequence[QAPair]) -> str:
         f"{report.documents_covered} of {report.documents_with_text} documents with text "
         f"({report.documents} documents in all), {report.chunks_covered} of {report.chunks_with_content} chunks with content "
         f"({report.chunks} chunks in all). Every accepted pair's quote was found in its source document and its "
-        f"answer checked against the quote. Model: {report.llm.get('model')}"
-        f"{'' if report.llm.get('trusted', True) else ' (dropped after its trial)'}; {report.seconds:.0f} s.",
+        f"answer checked against the quote. Model: {report.llm.model}"
+        f"{'' if report.llm.trusted else ' (dropped after its trial)'}; {report.seconds:.0f} s.",
         "",
         "## Acceptance funnel",
         "",
@@ -45,7 +45,7 @@ def render_card(report: DatasetReport, examples: Sequence[QAPair]) -> str:
     accepted = sum(t["accepted"] for t in report.tiers.values()) or 1
     for tier, counts in sorted(report.tiers.items()):
         lines.append(f"| {tier} | {counts['candidates']} | {counts['accepted']} | {counts['accepted'] / accepted:.0%} |")
-    agent = report.llm.get("agent", {})
+    agent = report.llm.agent
     if agent.get("model never answered usefully"):
         lines += ["", f"The model never gave a usable reply; first error: `{agent['model never answered usefully'][:300]}`"]
     if agent.get("model dropped after trial"):
@@ -61,13 +61,13 @@ def render_card(report: DatasetReport, examples: Sequence[QAPair]) -> str:
     if report.uncovered:
         lines += ["", "## Documents with text but no pairs", ""]
         lines += [f"- `{path}`: {why}" for path, why in report.uncovered.items()]
-    usage = report.llm.get("usage") or {}
+    usage = report.llm.usage
     if usage:
         lines += ["", "## Model calls", "", "| purpose | calls | cached | retries | failures | tokens in | tokens out | cost USD |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for purpose, u in usage.items():
-            lines.append(f"| {purpose} | {u.get('calls', 0)} | {u.get('cache_hits', 0)} | {u.get('retries', 0)} | {u.get('failures', 0)} "
-                         f"| {u.get('prompt_tokens', 0)} | {u.get('completion_tokens', 0)} | {u.get('cost_usd', 0):.4f} |")
+            lines.append(f"| {purpose} | {u.calls} | {u.cache_hits} | {u.retries} | {u.failures} "
+                         f"| {u.prompt_tokens} | {u.completion_tokens} | {u.cost_usd:.4f} |")
     if examples:
         lines += ["", "## Examples", ""]
         for pair in examples:

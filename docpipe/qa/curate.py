@@ -10,9 +10,12 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
 
 from docpipe.config import GenerateConfig
-from docpipe.contracts import Chunk, Citation, Document, ElementKind, QAPair
+from docpipe.contracts import Chunk, Citation, Document, ElementKind, QADraft, QAPair
 from docpipe.qa.citation import content_words, locate, normalize, support
 from docpipe.qa.dedup import find_duplicates
 from docpipe.store import stable_hash
@@ -25,16 +28,17 @@ _QUESTION = re.compile(r"\?\s*$|^(who|whom|whose|what|when|where|which|why|how|i
 _PAGE_NUMBER = re.compile(r"^(page\s*)?\d{1,4}(\s*(of|/)\s*\d{1,4})?$")
 
 
-@dataclass(frozen=True)
-class Draft:
-    """A candidate as a generator wrote it, before any check."""
+class Draft(QADraft):
+    """A candidate as a generator wrote it, before any check, with where it came from."""
 
-    question: str
-    answer: str
-    quote: str
-    chunk_id: str
-    tier: str
-    producer: str
+    chunk_id: Annotated[str, Field(description="Chunk.id of the chunk it was written from.")]
+    tier: Annotated[str, Field(description="Agent tier that wrote it: structured | json | heuristic.")]
+    producer: Annotated[str, Field(description="Model name, or 'extractive' for the built-in generator.")]
+
+    @classmethod
+    def of(cls, draft: QADraft, chunk_id: str, tier: str, producer: str) -> Draft:
+        """The triple of any draft (an extractive rule's, the model's reply) with its provenance."""
+        return cls(question=draft.question, answer=draft.answer, quote=draft.quote, chunk_id=chunk_id, tier=tier, producer=producer)
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ class Rejection:
         return self.reason.split(" (")[0]
 
     def record(self) -> dict:
-        return {**self.draft.__dict__, "stage": self.stage, "reason": self.reason}
+        return {**self.draft.model_dump(), "stage": self.stage, "reason": self.reason}
 
 
 class Source:

@@ -8,9 +8,21 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from docpipe import __version__
 from docpipe.config import GenerateConfig, LLMConfig
-from docpipe.contracts import Chunk, DatasetReport, Document
+from docpipe.contracts import (
+    Chunk,
+    DatasetManifest,
+    DatasetReport,
+    Document,
+    GenerationInfo,
+    ManifestModel,
+    ManifestPrompt,
+    ManifestSource,
+    ModelUsage,
+)
 from docpipe.layout import DatasetLayout, Layout
 from docpipe.llm.client import LLMClient
 from docpipe.qa.agents import Paraphraser, QAWriter, SupportJudge
@@ -33,7 +45,7 @@ def files(folder: DatasetLayout) -> dict[str, Path]:
 
 
 def write_dataset(layout: Layout, gen: GenerateConfig, llm_cfg: LLMConfig, docs: list[Document], chunks: list[Chunk],
-                  with_content: list[Chunk], curated: Curated, llm: LLMClient | None, llm_info: dict, started: float) -> DatasetReport:
+                  with_content: list[Chunk], curated: Curated, llm: LLMClient | None, llm_info: GenerationInfo, started: float) -> DatasetReport:
     folder = layout.dataset
     train, evaluation = split_pairs(curated.accepted, {c.id: c for c in chunks}, gen.eval_fraction, gen.seed)
     train_records, eval_records = [training_record(p) for p in train], [training_record(p) for p in evaluation]
@@ -41,16 +53,17 @@ def write_dataset(layout: Layout, gen: GenerateConfig, llm_cfg: LLMConfig, docs:
         "train": train_records,
         "eval": eval_records,
         "rejected": [r.record() for r in curated.rejected],
-        "probes_paraphrase": paraphrase_probes(train, _rewording(llm if llm_info.get("trusted", True) else None), gen.paraphrase_probes, gen.seed),
+        "probes_paraphrase": paraphrase_probes(train, _rewording(llm if llm_info.trusted else None), gen.paraphrase_probes, gen.seed),
         "probes_abstain": abstention_probes([content_words(c.text) for c in with_content], gen.abstention_probes, gen.seed),
         "dpo": preference_pairs(train, curated.rejected) if gen.dpo else [],
     }
     for name, path in files(folder).items():
-        write_jsonl(path, records[name])
+        # As plain dicts: the bytes (and so the dataset hash, hence the run id) stay what earlier versions wrote.
+        write_jsonl(path, [r.model_dump(mode="json") if isinstance(r, BaseModel) else r for r in records[name]])
     for style, convert in (("alpaca", to_alpaca), ("sharegpt", to_sharegpt)):
         for split, rows in (("train", train_records), ("eval", eval_records)):
-            write_json(folder.style(style) / f"{split}.json", [convert(r) for r in rows])
-    llm_info = {**llm_info, "usage": llm.usage() if llm is not None and hasattr(llm, "usage") else {}}
+            write_json(folder.in_format(style, split), [convert(r) for r in rows])
+    llm_info = llm_info.model_copy(update={"usage": _usage(llm)})
     result = DatasetReport(
         documents=len(docs), chunks=len(chunks), funnel=curated.funnel, rejections=_reasons(curated), tiers=_tiers(curated),
         splits={name: len(rows) for name, rows in records.items()}, llm=llm_info,
@@ -60,6 +73,12 @@ def write_dataset(layout: Layout, gen: GenerateConfig, llm_cfg: LLMConfig, docs:
     write_json(folder.manifest, manifest(folder, gen, llm_cfg, docs, with_content, llm))
     atomic_write_text(folder.card, render_card(result, train[:3]))
     return result
+
+
+def _usage(llm: LLMClient | None) -> dict[str, ModelUsage]:
+    """The gateway's counts per purpose (a client without a gateway counts nothing)."""
+    counts = llm.usage() if llm is not None and hasattr(llm, "usage") else {}
+    return {purpose: ModelUsage(**row) for purpose, row in counts.items()}
 
 
 def _rewording(llm: LLMClient | None):
@@ -120,16 +139,16 @@ def _model_file_hash(llm: LLMClient | None) -> str | None:
 
 
 def manifest(folder: DatasetLayout, gen: GenerateConfig, llm_cfg: LLMConfig, docs: list[Document], with_content: list[Chunk],
-             llm: LLMClient | None) -> dict:
+             llm: LLMClient | None) -> DatasetManifest:
     """What the dataset was made from, by hash: enough to tell whether two datasets can differ."""
     used = {c.doc_id for c in with_content}
     prompts = {agent.__name__: agent.system_prompt for agent in (QAWriter, SupportJudge, Paraphraser)}
     prompts["training system prompt"] = SYSTEM_PROMPT
-    return {
-        "docpipe_version": __version__,
-        "sources": [{"path": d.path, "sha256": d.sha256} for d in docs if d.doc_id in used],
-        "config": {"generate": gen.model_dump(mode="json"), "llm": llm_cfg.model_dump(mode="json")},
-        "prompts": {name: {"sha256": stable_hash(text), "text": text} for name, text in prompts.items()},
-        "model": {"name": llm.model if llm else "none (extractive generator)", "sha256": _model_file_hash(llm)},
-        "files": {path.name: sha256_file(path) for path in files(folder).values()},
-    }
+    return DatasetManifest(
+        docpipe_version=__version__,
+        sources=[ManifestSource(path=d.path, sha256=d.sha256) for d in docs if d.doc_id in used],
+        config={"generate": gen.model_dump(mode="json"), "llm": llm_cfg.model_dump(mode="json")},
+        prompts={name: ManifestPrompt(sha256=stable_hash(text), text=text) for name, text in prompts.items()},
+        model=ManifestModel(name=llm.model if llm else "none (extractive generator)", sha256=_model_file_hash(llm)),
+        files={path.name: sha256_file(path) for path in files(folder).values()},
+    )

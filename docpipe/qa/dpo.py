@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from docpipe.contracts import QAPair
+from docpipe.contracts import PreferencePair, QAPair
 from docpipe.qa.curate import CITATION, SUPPORT, Rejection
 from docpipe.runtime.chat_format import SYSTEM_PROMPT, render_answer, source_reference
 
 CONSTRUCTED = ("other document's answer", "uncited answer", "wrong source")
 
 
-def preference_pairs(train: Sequence[QAPair], rejected: Sequence[Rejection]) -> list[dict]:
+def preference_pairs(train: Sequence[QAPair], rejected: Sequence[Rejection]) -> list[PreferencePair]:
     """One preference record per train pair (TRL's conversational prompt/chosen/rejected format)."""
     failures: dict[str, list[Rejection]] = {}
     for rejection in rejected:
@@ -39,13 +39,13 @@ def preference_pairs(train: Sequence[QAPair], rejected: Sequence[Rejection]) -> 
                 CONSTRUCTED[1]: pair.answer.strip(),
                 CONSTRUCTED[2]: render_answer(pair.answer, other.citation),
             }[kind]
-        records.append({
-            "id": pair.id,
-            "prompt": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": pair.question}],
-            "chosen": [{"role": "assistant", "content": render_answer(pair.answer, pair.citation)}],
-            "rejected": [{"role": "assistant", "content": bad}],
-            "rejected_kind": kind,
-        })
+        records.append(PreferencePair(
+            id=pair.id,
+            prompt=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": pair.question}],
+            chosen=[{"role": "assistant", "content": render_answer(pair.answer, pair.citation)}],
+            rejected=[{"role": "assistant", "content": bad}],
+            rejected_kind=kind,
+        ))
     return records
 
 

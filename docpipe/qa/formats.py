@@ -3,26 +3,22 @@ answer format itself is `docpipe.runtime.chat_format`, shared with evaluation, c
 
 from __future__ import annotations
 
-from typing import Any
-
-from docpipe.contracts import QAPair
+from docpipe.contracts import QAPair, TrainingRecord
 from docpipe.runtime.chat_format import render_answer, to_messages
 
 
-def training_record(pair: QAPair) -> dict[str, Any]:
+def training_record(pair: QAPair) -> TrainingRecord:
     """One line of train.jsonl / eval.jsonl: the pair, its citation and its chat-format example."""
-    record = pair.model_dump(mode="json")
-    record["messages"] = to_messages(pair.question, render_answer(pair.answer, pair.citation))
-    return record
+    return TrainingRecord(**dict(pair), messages=to_messages(pair.question, render_answer(pair.answer, pair.citation)))
 
 
-def to_alpaca(record: dict[str, Any]) -> dict[str, str]:
+def to_alpaca(record: TrainingRecord) -> dict[str, str]:
     """Alpaca's instruction/input/output triple (the system prompt travels as `system`)."""
-    system, user, assistant = (m["content"] for m in record["messages"])
+    system, user, assistant = (m.content for m in record.messages)
     return {"instruction": user, "input": "", "output": assistant, "system": system}
 
 
-def to_sharegpt(record: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+def to_sharegpt(record: TrainingRecord) -> dict[str, list[dict[str, str]]]:
     """ShareGPT's conversations list with from/value keys."""
     speaker = {"system": "system", "user": "human", "assistant": "gpt"}
-    return {"conversations": [{"from": speaker[m["role"]], "value": m["content"]} for m in record["messages"]]}
+    return {"conversations": [{"from": speaker[m.role], "value": m.content} for m in record.messages]}

@@ -19,8 +19,8 @@ from typing import Any
 
 from docpipe.agents.base import AgentResult, Tier
 from docpipe.chunk import chunk_document
-from docpipe.config import GenerateConfig, LLMConfig
-from docpipe.contracts import Chunk, DatasetReport, Document, QAPair
+from docpipe.config import GenerateConfig, LLMConfig, updated
+from docpipe.contracts import Chunk, DatasetReport, Document, GenerationInfo, QAPair
 from docpipe.errors import DocpipeError, ErrorKind
 from docpipe.events import EventSink, StageEvent, ignore
 from docpipe.layout import Layout
@@ -31,11 +31,10 @@ from docpipe.qa.curate import Draft, Source, check, curate
 from docpipe.qa.dataset import write_dataset
 from docpipe.qa.extractive import extractive_pairs, information_units
 from docpipe.stage import GenerateInputs, matches_fingerprint, record_fingerprint
-from docpipe.store import Store, sha256_file, stable_hash, write_jsonl
+from docpipe.store import JsonCache, sha256_file, stable_hash, write_jsonl
 
 GENERATE_VERSION = 1  # bump when generation changes what it produces, so stored chunks are redone
 STAGE = "generate"
-_CACHE = "qa"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 ChunkHook = Callable[[Chunk, int], None]  # a chunk finished, with its number of candidates
 
@@ -86,7 +85,7 @@ def make_chunks(docs: list[Document], cfg: GenerateConfig) -> list[Chunk]:
 
 
 def generate_candidates(
-    chunks: list[Chunk], sources: dict[str, Source], cfg: GenerateConfig, llm_cfg: LLMConfig, llm: LLMClient | None, store: Store,
+    chunks: list[Chunk], sources: dict[str, Source], cfg: GenerateConfig, llm_cfg: LLMConfig, llm: LLMClient | None, store: JsonCache,
     on_chunk: ChunkHook | None = None,
 ) -> tuple[list[Draft], dict[str, Any]]:
     """Every chunk's candidate drafts (stored per chunk, reused when unchanged) and the agent's tier counts.
@@ -115,7 +114,7 @@ def generate_candidates(
     return drafts, info
 
 
-def _write_pairs(tasks: list[ChunkTask], llm: LLMClient | None, cfg: GenerateConfig, llm_cfg: LLMConfig, sources: dict[str, Source], store: Store,
+def _write_pairs(tasks: list[ChunkTask], llm: LLMClient | None, cfg: GenerateConfig, llm_cfg: LLMConfig, sources: dict[str, Source], store: JsonCache,
                  results: dict[str, list[Draft]], stats: Counter, errors: list[str], on_chunk: ChunkHook | None) -> None:
     """Fill `results` for `tasks`: from the store when done before, else from the QA agent."""
     agent = QAWriter(llm)
@@ -125,11 +124,11 @@ def _write_pairs(tasks: list[ChunkTask], llm: LLMClient | None, cfg: GenerateCon
     todo: list[tuple[ChunkTask, str]] = []
     for task in tasks:
         key = stable_hash(GENERATE_VERSION, task.chunk.id, task.pairs, llm.model if llm else None, agent.system_prompt, settings)
-        stored = store.get(_CACHE, key)
+        stored = store.get(key)
         if stored is None:
             todo.append((task, key))
             continue
-        results[task.chunk.id] = [Draft(**d) for d in stored["drafts"]]
+        results[task.chunk.id] = [Draft.model_validate(d) for d in stored["drafts"]]
         stats.update(stored["stats"])
         errors += stored["errors"]
         if on_chunk:
@@ -138,7 +137,7 @@ def _write_pairs(tasks: list[ChunkTask], llm: LLMClient | None, cfg: GenerateCon
     def finish(task: ChunkTask, key: str, result: AgentResult) -> None:
         drafts = _drafts(task, result, llm) + _top_up(task, result, sources[task.chunk.id], cfg)
         chunk_stats = {f"chunks by {result.tier.value}": 1, "model calls": result.calls, "failed replies": len(result.errors)}
-        store.put(_CACHE, key, {"drafts": [d.__dict__ for d in drafts], "stats": chunk_stats, "errors": result.errors})
+        store.put(key, {"drafts": [d.model_dump() for d in drafts], "stats": chunk_stats, "errors": result.errors})
         results[task.chunk.id] = drafts
         stats.update(chunk_stats)
         errors.extend(result.errors)
@@ -172,20 +171,20 @@ async def _run_async(agent: QAWriter, todo: list[tuple[ChunkTask, str]], finish:
 
 def _drafts(task: ChunkTask, result: AgentResult, llm: LLMClient | None) -> list[Draft]:
     producer = llm.model if llm is not None and result.tier != Tier.heuristic else "extractive"
-    return [Draft(p.question, p.answer, p.quote, task.chunk.id, result.tier.value, producer) for p in result.value.pairs]
+    return [Draft.of(p, task.chunk.id, result.tier.value, producer) for p in result.value.pairs]
 
 
 def _top_up(task: ChunkTask, result: AgentResult, source: Source, cfg: GenerateConfig) -> list[Draft]:
     """Extractive pairs for what the model fell short of, so every chunk with content gets its share."""
     if result.tier == Tier.heuristic:
         return []
-    good = [p for p in result.value.pairs if isinstance(check(Draft(p.question, p.answer, p.quote, task.chunk.id, "", ""), source, cfg), QAPair)]
+    good = [p for p in result.value.pairs if isinstance(check(Draft.of(p, task.chunk.id, "", ""), source, cfg), QAPair)]
     missing = task.pairs - len(good)
     if missing <= 0:
         return []
     asked = {normalize(p.question) for p in result.value.pairs}
     extra = [d for d in extractive_pairs(task.chunk, task.pairs) if normalize(d.question) not in asked]
-    return [Draft(d.question, d.answer, d.quote, task.chunk.id, Tier.heuristic.value, "extractive") for d in extra[:missing]]
+    return [Draft.of(d, task.chunk.id, Tier.heuristic.value, "extractive") for d in extra[:missing]]
 
 
 def judge_with(llm: LLMClient | None, cfg: GenerateConfig) -> Callable[[QAPair], str | None] | None:
@@ -206,7 +205,7 @@ def fingerprint(inputs: GenerateInputs, cfg: GenerateConfig) -> str:
     layout = inputs.layout
     documents = sha256_file(layout.documents) if layout.documents.is_file() else None
     model = inputs.llm.model if inputs.client == "from-config" else getattr(inputs.client, "model", "none")
-    return stable_hash(GENERATE_VERSION, documents, cfg, inputs.llm.model_copy(update={"model": model}))
+    return stable_hash(GENERATE_VERSION, documents, cfg, updated(inputs.llm, model=model))
 
 
 def is_current(inputs: GenerateInputs, cfg: GenerateConfig) -> bool:
@@ -229,10 +228,10 @@ def run(inputs: GenerateInputs, cfg: GenerateConfig, *, events: EventSink = igno
     llm = _open_llm(inputs.llm, layout) if inputs.client == "from-config" else inputs.client
     with_content = [c for c in chunks if pairs_wanted(c, cfg) > 0]
     progress = _Progress(len(with_content), events)
-    drafts, agent_stats = generate_candidates(chunks, sources, cfg, inputs.llm, llm, Store(layout.cache), progress.chunk_done)
+    drafts, agent_stats = generate_candidates(chunks, sources, cfg, inputs.llm, llm, JsonCache(layout.qa_cache), progress.chunk_done)
     trusted = not agent_stats.get("model dropped after trial")  # a model that failed the trial does not judge or reword either
     curated = curate(drafts, sources, cfg, judge_with(llm if trusted else None, cfg))
-    llm_info = {"model": llm.model if llm else "none (extractive generator)", "agent": agent_stats, "trusted": trusted}
+    llm_info = GenerationInfo(model=llm.model if llm else "none (extractive generator)", agent=agent_stats, trusted=trusted)
     report = write_dataset(layout, cfg, inputs.llm, docs, chunks, with_content, curated, llm, llm_info, started)
     record_fingerprint(layout, STAGE, fingerprint(inputs, cfg))
     return report
@@ -257,6 +256,6 @@ def _open_llm(cfg: LLMConfig, layout: Layout) -> LLMClient | None:
     from docpipe.runtime.packaged import PackagedModelError
 
     try:
-        return open_llm(cfg, cache_dir=layout.cache_for("llm"))
+        return open_llm(cfg, cache_dir=layout.llm_cache)
     except (ImportError, FileNotFoundError, ValueError, PackagedModelError) as exc:
         raise GenerateError(str(exc), kind=ErrorKind.backend_unavailable) from None

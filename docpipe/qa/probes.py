@@ -7,7 +7,7 @@ import random
 import re
 from collections.abc import Callable, Sequence
 
-from docpipe.contracts import QAPair
+from docpipe.contracts import Probe, QAPair
 from docpipe.qa.citation import content_words
 from docpipe.runtime.chat_format import ABSTAIN_ANSWER, render_answer, to_messages
 from docpipe.store import stable_hash
@@ -59,12 +59,12 @@ OUT_OF_CORPUS = (
 )
 
 
-def abstention_probes(chunk_words: Sequence[set[str]], count: int, seed: int = 0) -> list[dict]:
+def abstention_probes(chunk_words: Sequence[set[str]], count: int, seed: int = 0) -> list[Probe]:
     """Up to `count` out-of-corpus questions, each expecting an abstention; `chunk_words` = each chunk's content words."""
     far = [q for q in OUT_OF_CORPUS if not any(2 * len(content_words(q) & words) >= len(content_words(q)) for words in chunk_words)]
     random.Random(seed).shuffle(far)
     return [
-        {"id": stable_hash("abstain", q)[:16], "question": q, "answer": ABSTAIN_ANSWER, "messages": to_messages(q, ABSTAIN_ANSWER)}
+        Probe(id=stable_hash("abstain", q)[:16], kind="abstain", question=q, answer=ABSTAIN_ANSWER, messages=to_messages(q, ABSTAIN_ANSWER))
         for q in far[:count]
     ]
 
@@ -72,22 +72,22 @@ def abstention_probes(chunk_words: Sequence[set[str]], count: int, seed: int = 0
 Reword = Callable[[str], "str | None"]
 
 
-def paraphrase_probes(train: Sequence[QAPair], reword: Reword, count: int, seed: int = 0) -> list[dict]:
+def paraphrase_probes(train: Sequence[QAPair], reword: Reword, count: int, seed: int = 0) -> list[Probe]:
     """Up to `count` train pairs asked in other words; the expected answer and citation are unchanged."""
     sample = list(train)
     random.Random(seed).shuffle(sample)
-    probes: list[dict] = []
+    probes: list[Probe] = []
     for pair in sample:
         if len(probes) >= count:
             break
         question = reword(pair.question)
         if not question or _word_overlap(question, pair.question) >= 0.7:
             continue  # no rewording, or too close to the trained phrasing to tell anything
-        probes.append({
-            "id": stable_hash("paraphrase", pair.id, question)[:16], "source_id": pair.id, "question": question,
-            "original_question": pair.question, "answer": pair.answer, "citation": pair.citation.model_dump(mode="json"),
-            "chunk_id": pair.chunk_id, "messages": to_messages(question, render_answer(pair.answer, pair.citation)),
-        })
+        probes.append(Probe(
+            id=stable_hash("paraphrase", pair.id, question)[:16], kind="paraphrase", source_id=pair.id, question=question,
+            original_question=pair.question, answer=pair.answer, citation=pair.citation, chunk_id=pair.chunk_id,
+            messages=to_messages(question, render_answer(pair.answer, pair.citation)),
+        ))
     return probes
 
 

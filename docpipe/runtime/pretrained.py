@@ -79,7 +79,7 @@ def _gemma_gguf(cache_dir: Path) -> Path:
     missing = [name for name in GEMMA_PACKAGES if importlib.util.find_spec(name) is None]
     if missing:
         raise BaseModelError(f"base model gemma-3-270m is not installed ({', '.join(missing)} missing): {GEMMA_INSTALL}")
-    target = cache_dir / "base_models" / GEMMA_FILE
+    target = cache_dir / GEMMA_FILE
     if not (target.is_file() and sha256_file(target) == GEMMA_SHA256):  # absent, or damaged since: assembled again
         try:
             with atomic_file(target) as work:  # whole or absent: an interrupted assembly leaves only a temp file
@@ -104,7 +104,12 @@ PACKAGED = {
 
 
 def resolve(name: str | None, cache_dir: Path) -> ResolvedBase:
-    """The base model `name` (default: the packaged SmolLM2) as a loadable HF folder."""
+    """The base model `name` (default: the packaged SmolLM2) as a loadable HF folder.
+
+    Args:
+        name: a packaged base, a local Hugging Face model folder, or an id in the local Hugging Face cache.
+        cache_dir: where packaged bases are assembled and converted (the output folder's `Layout.base_models_cache`).
+    """
     name = name or DEFAULT_BASE
     folder = Path(name).expanduser()
     if folder.is_dir():
@@ -136,7 +141,7 @@ def _converted(name: str, spec: _Packaged, cache_dir: Path) -> ResolvedBase:
     key = spec.sha256[:12]
     if spec.chat_template:  # a template docpipe supplies is part of the converted folder: a new one, a new folder
         key += "-" + hashlib.sha256(spec.chat_template.encode()).hexdigest()[:8]
-    target = cache_dir / "base_models" / f"{name}-{key}"
+    target = cache_dir / f"{name}-{key}"
     if not (target / _PROVENANCE).is_file():
         gguf = spec.gguf(cache_dir)
         with atomic_folder(target) as work:  # whole or absent: an interrupted conversion leaves only a temp folder

@@ -216,6 +216,15 @@ def test_export_before_training_says_what_to_run(tmp_path):
     assert result.exit_code == 2 and "run `docpipe train --out" in result.output
 
 
+def test_a_damaged_dataset_record_is_one_clear_line(tmp_path):
+    dataset = Layout(tmp_path).dataset
+    tiny_dataset(dataset.root, pairs=4)
+    assert [m["role"] for m in pipeline.parity_conversations(dataset, 2)[0]] == ["system", "user", "assistant"]
+    dataset.eval.write_text('{"id": "p1", "messages": [{"role": "user", "content": "Why?"}]}\n', encoding="utf-8")
+    with pytest.raises(ExportError, match=r"eval.jsonl line 1 is not a training record \(question: Field required\): run `docpipe generate` again$"):
+        pipeline.parity_conversations(dataset, 2)
+
+
 def test_model_names_are_what_ollama_accepts(tmp_path):
     assert pipeline.model_name(None, tmp_path / "My Company Docs") == "my-company-docs"
     assert pipeline.model_name("handbook-v2", tmp_path) == "handbook-v2"

@@ -38,7 +38,7 @@ def test_the_packaged_default_base_exports_through_the_gate(tmp_path):
     assert sizes["f16"] > sizes["q8_0"] > sizes["q4_k_m"] > 50
 
     # The tokenizer and settings come from the packaged GGUF, and the ones docpipe would compute agree with them.
-    source = pretrained.source_gguf(tmp_path / "cache" / "base_models" / trained.base_path.split("/")[-1], tmp_path / "cache")
+    source = pretrained.source_gguf(tmp_path / "cache" / "base_models" / trained.base_path.split("/")[-1], tmp_path / "cache" / "base_models")
     exported = {f.key: f.value for f in source_fields(tmp_path / "export" / f"{result.name}-f16.gguf")}
     original = {f.key: f.value for f in source_fields(source)}
     assert all(exported[k] == v for k, v in original.items() if k.startswith(("tokenizer.ggml.", "llama.")))

@@ -12,7 +12,7 @@ SOURCE = Source(whole_chunk(LIBRARY), LIBRARY)
 
 
 def draft(question: str, answer: str, quote: str, tier: str = "structured") -> Draft:
-    return Draft(question, answer, quote, SOURCE.chunk.id, tier, "fake")
+    return Draft(question=question, answer=answer, quote=quote, chunk_id=SOURCE.chunk.id, tier=tier, producer="fake")
 
 
 def test_a_good_pair_gets_a_citation_into_the_document_with_its_page():
@@ -42,7 +42,7 @@ def test_running_footers_and_page_numbers_are_boilerplate_but_a_one_off_header_i
     footer = "Annual report 2024 - Confidential"
     doc = document("report.docx", [(footer, 1), ("Revenue grew by 12 percent in 2024.", 1), (footer, 2), ("Page 2 of 9", 2)], kind=ElementKind.footer)
     source = Source(whole_chunk(doc), doc)
-    ask = lambda q, a, quote: check(Draft(q, a, quote, source.chunk.id, "structured", "fake"), source, CFG)
+    ask = lambda q, a, quote: check(Draft(question=q, answer=a, quote=quote, chunk_id=source.chunk.id, tier="structured", producer="fake"), source, CFG)
     for result in (ask("What does the annual report footer say?", "Annual report 2024 - Confidential", footer),
                    ask("Which page of the annual report is this?", "Page 2 of 9", "Page 2 of 9")):
         assert isinstance(result, Rejection) and result.reason.startswith("boilerplate"), result
@@ -52,7 +52,8 @@ def test_running_footers_and_page_numbers_are_boilerplate_but_a_one_off_header_i
 def test_a_question_may_name_the_file_and_heading_the_quote_does_not():
     doc = document("guides/Alder_Handbook.pdf", [("Opening hours", 1), ("Weekdays from 8:30.", 1)], kind=ElementKind.title)
     source = Source(whole_chunk(doc), doc)
-    result = check(Draft("What are the opening hours in the Alder handbook?", "Weekdays from 8:30.", "Weekdays from 8:30.", source.chunk.id, "heuristic", "extractive"), source, CFG)
+    result = check(Draft(question="What are the opening hours in the Alder handbook?", answer="Weekdays from 8:30.", quote="Weekdays from 8:30.",
+                         chunk_id=source.chunk.id, tier="heuristic", producer="extractive"), source, CFG)
     assert isinstance(result, QAPair), result
 
 

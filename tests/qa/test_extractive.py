@@ -17,7 +17,7 @@ from docpipe.config import IngestConfig
 from docpipe.contracts import Chunk, Document
 from docpipe.qa.citation import content_words, normalize, support
 from docpipe.qa.extractive import (
-    Draft,
+    RuleDraft,
     extractive_pairs,
     information_units,
     pairs,
@@ -45,7 +45,7 @@ def _count(text: str) -> int:
     return len(re.findall(r"\w+|[^\w\s]", text))
 
 
-def _check(draft: Draft, chunk: Chunk) -> None:
+def _check(draft: RuleDraft, chunk: Chunk) -> None:
     """What every pair promises, whichever rule made it."""
     assert chunk.text.find(draft.quote) >= 0, draft
     assert support(draft.answer, draft.quote) >= 0.6, draft
@@ -54,7 +54,7 @@ def _check(draft: Draft, chunk: Chunk) -> None:
     assert content_words(draft.answer) - content_words(draft.question), draft  # the answer says something new
 
 
-def _pairs(chunk: Chunk, limit: int = 8) -> list[Draft]:
+def _pairs(chunk: Chunk, limit: int = 8) -> list[RuleDraft]:
     drafts = extractive_pairs(chunk, limit)
     for draft in drafts:
         _check(draft, chunk)

@@ -94,7 +94,7 @@ def test_a_misbehaving_model_lowers_tiers_not_the_run(tmp_path):
     ]
     llm = FakeLLM(lambda m, s, n: replies[n % len(replies)](m, s, n), supports_schema=False)
     report = generate_dataset(_out(tmp_path), _config(), llm=llm)
-    agent = report.llm["agent"]
+    agent = report.llm.agent
     assert agent["model calls"] == sum(m[0].content.startswith("You write") for m, _ in llm.requests) > 3
     assert agent.get("chunks by json", 0) >= 1 and agent["failed replies"] >= 1
     assert report.documents_covered == 3
@@ -158,7 +158,7 @@ def test_a_model_whose_pairs_fail_the_trial_is_not_asked_again(tmp_path):
     report = generate_dataset(_out(tmp_path), _config(model_trial_chunks=2), llm=llm)
     writer_calls = sum(m[0].content.startswith("You write") for m, _ in llm.requests)
     assert writer_calls == 2  # the two trial chunks, then no more
-    assert report.llm["agent"]["model dropped after trial"] == 1 and report.llm["agent"]["model trial acceptance %"] == 0
+    assert report.llm.agent["model dropped after trial"] == 1 and report.llm.agent["model trial acceptance %"] == 0
     assert report.documents_covered == 3  # the extractive generator covered the rest
     card = (tmp_path / "dataset" / "README.md").read_text()
     assert "not asked again" in card
@@ -182,6 +182,6 @@ def test_documents_without_text_are_one_clear_error_and_no_empty_dataset(tmp_pat
 
 def test_a_model_that_never_answers_is_named_with_its_first_error(tmp_path):
     report = generate_dataset(_out(tmp_path), _config(), llm=FakeLLM(lambda m, s, n: LLMError("401: invalid API key"), supports_schema=False))
-    assert "401: invalid API key" in report.llm["agent"]["model never answered usefully"]
+    assert "401: invalid API key" in report.llm.agent["model never answered usefully"]
     assert report.documents_covered == 3  # the extractive generator made the dataset all the same
     assert "never gave a usable reply" in (tmp_path / "dataset" / "README.md").read_text()

@@ -113,10 +113,10 @@ def test_a_server_that_misbehaves_then_dies_mid_run_still_gives_a_complete_datas
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         llm = open_llm(cfg.llm.model_copy(update={"api_base": server.base_url}), cache_dir=tmp_path / "cache" / "llm")
         report = generate_dataset(tmp_path, cfg, llm=llm)
-    agent, usage = report.llm["agent"], report.llm["usage"]["QAWriter"]
+    agent, usage = report.llm.agent, report.llm.usage["QAWriter"]
     assert report.documents_covered == len(DOCS)  # every document still gets pairs
     assert agent.get("chunks by structured", 0) >= 1 and agent.get("chunks by heuristic", 0) >= 1
-    assert usage["retries"] >= 3 and usage["failures"] >= 1
+    assert usage.retries >= 3 and usage.failures >= 1
     records = [r for name in ("train", "eval") for r in iter_jsonl(tmp_path / "dataset" / f"{name}.jsonl")]
     texts = {d.path: d.text for d in DOCS}
     assert all(texts[r["citation"]["path"]][r["citation"]["start"]:r["citation"]["end"]] == r["citation"]["quote"] for r in records)

@@ -48,13 +48,13 @@ def test_a_corpus_with_one_section_is_split_by_chunk():
 def test_training_record_and_other_formats_carry_the_source_line():
     c = chunk("c1", "handbook", ["Loans"])
     record = training_record(pair(1, c, page=4))
-    assert [m["role"] for m in record["messages"]] == ["system", "user", "assistant"]
-    assert record["messages"][0]["content"] == SYSTEM_PROMPT
-    assert record["messages"][2]["content"] == "Fact 1.\n\nSource: handbook.pdf, p. 4"
-    assert parse_source_reference(record["messages"][2]["content"]) == ("handbook.pdf", 4)
+    assert [m.role for m in record.messages] == ["system", "user", "assistant"]
+    assert record.messages[0].content == SYSTEM_PROMPT
+    assert record.messages[2].content == "Fact 1.\n\nSource: handbook.pdf, p. 4"
+    assert parse_source_reference(record.messages[2].content) == ("handbook.pdf", 4)
     assert parse_source_reference(render_answer("Yes.", pair(2, c, page=None).citation)) == ("handbook.pdf", None)
     assert parse_source_reference("no source here") is None
-    assert to_alpaca(record)["output"].endswith("p. 4") and to_alpaca(record)["instruction"] == record["question"]
+    assert to_alpaca(record)["output"].endswith("p. 4") and to_alpaca(record)["instruction"] == record.question
     assert [t["from"] for t in to_sharegpt(record)["conversations"]] == ["system", "human", "gpt"]
 
 
@@ -62,9 +62,9 @@ def test_abstention_probes_avoid_what_the_corpus_talks_about():
     from docpipe.qa.citation import content_words
 
     probes = abstention_probes([content_words("Mercury boils at 357 degrees Celsius."), {"unrelated"}], count=100)
-    assert probes and all(p["answer"] == ABSTAIN_ANSWER for p in probes)
-    assert not any("mercury" in p["question"] for p in probes)
-    assert probes[0]["messages"][-1]["content"] == ABSTAIN_ANSWER
+    assert probes and all(p.answer == ABSTAIN_ANSWER and p.kind == "abstain" for p in probes)
+    assert not any("mercury" in p.question for p in probes)
+    assert probes[0].messages[-1].content == ABSTAIN_ANSWER
 
 
 def test_paraphrase_probes_keep_answer_and_citation_and_skip_near_copies():
@@ -72,20 +72,21 @@ def test_paraphrase_probes_keep_answer_and_citation_and_skip_near_copies():
     train = [pair(i, c) for i in range(5)]
     rewordings = {train[0].question: "Tell me, regarding c1, the content of fact 0?", train[1].question: train[1].question + " please"}
     probes = paraphrase_probes(train, rewordings.get, count=10)
-    assert [p["source_id"] for p in probes] == ["p0"]
-    assert probes[0]["answer"] == train[0].answer and probes[0]["citation"]["quote"] == c.text
+    assert [p.source_id for p in probes] == ["p0"]
+    assert probes[0].answer == train[0].answer and probes[0].citation.quote == c.text
 
 
 def test_dpo_prefers_the_models_own_failures_then_constructed_ones():
     chunks = [chunk(f"c{i}", f"doc{i % 2}", []) for i in range(4)]
     train = [pair(i, c) for i, c in enumerate(chunks)]
-    failure = Rejection(Draft("q", "A made-up answer.", "not there", "c0", "structured", "fake"), "citation", "quote not in source")
+    failure = Rejection(Draft(question="q", answer="A made-up answer.", quote="not there", chunk_id="c0", tier="structured", producer="fake"),
+                        "citation", "quote not in source")
     records = preference_pairs(train, [failure])
     assert len(records) == 4
-    assert records[0]["rejected_kind"].startswith("model answer that failed")
-    assert records[0]["rejected"][0]["content"].startswith("A made-up answer.")
+    assert records[0].rejected_kind.startswith("model answer that failed")
+    assert records[0].rejected[0].content.startswith("A made-up answer.")
     for record, p in zip(records, train):
-        assert record["chosen"][0]["content"] == render_answer(p.answer, p.citation)
-        assert record["rejected"][0]["content"] != record["chosen"][0]["content"]
-        assert record["prompt"][-1] == {"role": "user", "content": p.question}
-    assert {r["rejected_kind"] for r in records[1:]} <= {"other document's answer", "uncited answer", "wrong source"}
+        assert record.chosen[0].content == render_answer(p.answer, p.citation)
+        assert record.rejected[0].content != record.chosen[0].content
+        assert record.prompt[-1].model_dump() == {"role": "user", "content": p.question}
+    assert {r.rejected_kind for r in records[1:]} <= {"other document's answer", "uncited answer", "wrong source"}

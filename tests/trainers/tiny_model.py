@@ -5,7 +5,6 @@ as a GGUF that llama.cpp runs. Families: llama and qwen2 (ChatML), gemma3 (Gemma
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 CHATML = (
@@ -82,21 +81,22 @@ def build_tiny_model(folder: Path, *, vocab_size: int = 512, hidden: int = 64, l
 
 def tiny_dataset(folder: Path, pairs: int = 24) -> Path:
     """A `docpipe generate`-shaped dataset folder (train/eval/dpo.jsonl) about made-up facts."""
-    from docpipe.runtime.chat_format import SYSTEM_PROMPT
+    from docpipe.contracts import Citation, PreferencePair, TrainingRecord
+    from docpipe.runtime.chat_format import render_answer, to_messages
+    from docpipe.store import write_jsonl
 
     folder.mkdir(parents=True, exist_ok=True)
 
-    def record(i: int) -> dict:
-        question = f"What is the setting of pump {i}?"
-        answer = f"Pump {i} runs at {10 + i} litres per minute.\n\nSource: guide.pdf, p. {1 + i % 5}"
-        return {"id": f"p{i}", "messages": [{"role": "system", "content": SYSTEM_PROMPT},
-                                            {"role": "user", "content": question},
-                                            {"role": "assistant", "content": answer}]}
+    def record(i: int) -> TrainingRecord:
+        question, fact = f"What is the setting of pump {i}?", f"Pump {i} runs at {10 + i} litres per minute."
+        citation = Citation(path="guide.pdf", doc_id="guide", page=1 + i % 5, quote=fact, start=0, end=len(fact))
+        return TrainingRecord(id=f"p{i}", question=question, answer=fact, citation=citation, chunk_id=f"c{i}", tier="structured",
+                              producer="test", messages=to_messages(question, render_answer(fact, citation)))
 
     train = [record(i) for i in range(pairs)]
     held_out = [record(i) for i in range(pairs, pairs + max(4, pairs // 4))]
-    dpo = [{"id": r["id"], "prompt": r["messages"][:2], "chosen": r["messages"][2:],
-            "rejected": [{"role": "assistant", "content": "It runs fast.\n\nSource: other.pdf, p. 9"}]} for r in train]
+    dpo = [PreferencePair(id=r.id, prompt=r.messages[:2], chosen=r.messages[2:], rejected_kind="wrong source",
+                          rejected=[{"role": "assistant", "content": "It runs fast.\n\nSource: other.pdf, p. 9"}]) for r in train]
     for name, rows in (("train", train), ("eval", held_out), ("dpo", dpo)):
-        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        write_jsonl(folder / f"{name}.jsonl", rows)
     return folder

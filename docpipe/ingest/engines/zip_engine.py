@@ -7,7 +7,7 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from docpipe.config import IngestConfig
+from docpipe.config import IngestConfig, updated
 from docpipe.contracts import ElementKind
 from docpipe.ingest.extraction import Block, Extraction, ExtractionError
 
@@ -107,7 +107,7 @@ def _parse_member(path: Path, name: str, cfg: IngestConfig, budget: int, problem
 
     fmt = detect_format(path)  # raises ExtractionError: unsupported, empty or mislabelled
     # Containers inside (docx, nested zip) share what is left of the archive's inflate budget.
-    inner_cfg = cfg.model_copy(update={"max_unzipped_mb": max(1, budget // 2**20)})
+    inner_cfg = updated(cfg, max_unzipped_mb=max(1, budget // 2**20))
     check_guards(path, fmt, inner_cfg)
     result = run_engines(path, fmt, inner_cfg)
     if result["status"] == "failed" or result.get("reason"):

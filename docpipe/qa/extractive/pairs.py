@@ -11,7 +11,7 @@ from docpipe.qa.citation import content_words, normalize
 from docpipe.qa.extractive.layout import _layout, _Span
 from docpipe.qa.extractive.parse import _nlp, _parsed, _to_parse, _with_context
 from docpipe.qa.extractive.rules import (
-    Draft,
+    RuleDraft,
     _Candidate,
     _contents,
     _dash_terms,
@@ -37,7 +37,7 @@ _normalize = functools.lru_cache(maxsize=16384)(normalize)
 _content = functools.lru_cache(maxsize=16384)(lambda text: frozenset(content_words(text)))
 
 
-def _valid(draft: Draft, text: str) -> bool:
+def _valid(draft: RuleDraft, text: str) -> bool:
     q, a = draft.question, draft.answer
     if not (12 <= len(q) <= 300 and q.endswith("?")) or "??" in q or "  " in q or " ?" in q:
         return False
@@ -54,10 +54,10 @@ def _question_key(question: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", _normalize(question)).split())
 
 
-def _select(candidates: list[_Candidate], text: str, limit: int) -> list[Draft]:
+def _select(candidates: list[_Candidate], text: str, limit: int) -> list[RuleDraft]:
     """Best first, each kind and each quote worth less every time it is used; checked as chosen."""
     pool = list(candidates)
-    chosen: list[Draft] = []
+    chosen: list[RuleDraft] = []
     questions: set[str] = set()
     kinds: Counter[str] = Counter()
     quotes: Counter[str] = Counter()
@@ -75,7 +75,7 @@ def _select(candidates: list[_Candidate], text: str, limit: int) -> list[Draft]:
     return chosen
 
 
-def extractive_pairs(chunk: Chunk, limit: int) -> list[Draft]:
+def extractive_pairs(chunk: Chunk, limit: int) -> list[RuleDraft]:
     """Up to `limit` question/answer pairs from the chunk's own text, best first.
 
     Each pair quotes a verbatim span of `chunk.text` that supports its answer; every chunk with

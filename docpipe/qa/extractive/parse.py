@@ -10,7 +10,7 @@ import re
 
 from docpipe.qa.citation import content_words
 from docpipe.qa.extractive.layout import _DATE, _english, _Layout, _Span
-from docpipe.qa.extractive.rules import Draft, _answerable, _Candidate, _draft
+from docpipe.qa.extractive.rules import _answerable, _Candidate, _draft
 from docpipe.qa.extractive.topics import (
     _BAD_PART,
     _clean_topic,
@@ -197,5 +197,5 @@ def _with_context(candidate: _Candidate, source: str) -> _Candidate:
     d = candidate.draft
     if d.kind in ("number", "svo") and not _names_something(d.question):
         question = f"{d.question[:-1]}, according to {source}?"
-        return _Candidate(candidate.score, Draft(question, d.answer, d.quote, d.kind))
+        return _Candidate(candidate.score, d.model_copy(update={"question": question}))
     return candidate

@@ -7,8 +7,11 @@ import re
 import zlib
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import Annotated
 
-from docpipe.contracts import Chunk
+from pydantic import Field
+
+from docpipe.contracts import Chunk, QADraft
 from docpipe.qa.citation import normalize
 from docpipe.qa.extractive.layout import (
     _DASH_TERM,
@@ -41,18 +44,16 @@ RULE_SCORES = {"definition": 1.0, "table_row": 0.9, "field": 0.85, "list": 0.85,
                "heading": 0.7, "label": 0.5, "sentence": 0.3, "fallback": 0.1}
 
 
-@dataclass(frozen=True)
-class Draft:
-    question: str
-    answer: str
-    quote: str  # a verbatim substring of chunk.text: the evidence for the answer
-    kind: str  # the rule that made it (a key of RULE_SCORES)
+class RuleDraft(QADraft):
+    """A pair one rule made; its quote is a verbatim substring of chunk.text, the evidence for the answer."""
+
+    kind: Annotated[str, Field(description="The rule that made it (a key of RULE_SCORES).")]
 
 
 @dataclass(frozen=True)
 class _Candidate:
     score: float
-    draft: Draft
+    draft: RuleDraft
 
 
 def _source(chunk: Chunk) -> str:
@@ -67,7 +68,7 @@ def _source(chunk: Chunk) -> str:
 def _draft(kind: str, question: str, answer: str, quote: str, bonus: float = 0.0) -> _Candidate:
     question = " ".join(question.split())
     question = question[:1].upper() + question[1:]
-    return _Candidate(RULE_SCORES[kind] + bonus, Draft(question, " ".join(answer.split()), quote, kind))
+    return _Candidate(RULE_SCORES[kind] + bonus, RuleDraft(question=question, answer=" ".join(answer.split()), quote=quote, kind=kind))
 
 
 _DEFINITION = re.compile(
