@@ -99,5 +99,14 @@ def _chunk(doc: Document, group: list[_Piece], count_tokens: TokenCounter) -> Ch
     body = [p for p in group if p.kind != ElementKind.title] or group
     pages = sorted({p.page for p in group if p.page is not None})
     digest = hashlib.sha256(f"{doc.sha256}:{start}:{end}".encode()).hexdigest()[:16]
-    return Chunk(id=digest, doc_id=doc.doc_id, path=doc.path, text=text, start=start, end=end,
-                 pages=pages, section=list(body[0].section), tokens=count_tokens(text))
+    return Chunk(
+        id=digest,
+        doc_id=doc.doc_id,
+        path=doc.path,
+        text=text,
+        start=start,
+        end=end,
+        pages=pages,
+        section=list(body[0].section),
+        tokens=count_tokens(text),
+    )

@@ -84,8 +84,11 @@ def ingest(
 
     cfg = _config(config, {"ingest.workers": workers, "ingest.timeout_s": timeout, "ingest.ocr": ocr})
     layout = Layout(out)
-    report = _run_stage("ingest", lambda events: pipeline.run(IngestInputs(input_dir, layout), cfg.ingest, events=events),
-                        resume="files already read are saved")
+    report = _run_stage(
+        "ingest",
+        lambda events: pipeline.run(IngestInputs(input_dir, layout), cfg.ingest, events=events),
+        resume="files already read are saved",
+    )
     if report.files == 0:
         console.print(f"[yellow]no files found under {input_dir}[/yellow] (hidden files are skipped unless ingest.include_hidden)")
     else:
@@ -97,9 +100,16 @@ def ingest(
 def generate(
     out: OutOption = Path("docpipe-out"),
     config: ConfigOption = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="'auto', 'none' (extractive only), a .gguf path, or a litellm model string such as openai/gpt-4o-mini.")] = None,
+    model: Annotated[
+        Optional[str],
+        typer.Option(
+            "--model", "-m", help="'auto', 'none' (extractive only), a .gguf path, or a litellm model string such as openai/gpt-4o-mini."
+        ),
+    ] = None,
     api_base: Annotated[Optional[str], typer.Option(help="Base URL of an OpenAI-compatible server (vLLM, llama.cpp, Ollama).")] = None,
-    judge: Annotated[Optional[bool], typer.Option("--judge/--no-judge", help="Also have the model check each answer against its quote.")] = None,
+    judge: Annotated[
+        Optional[bool], typer.Option("--judge/--no-judge", help="Also have the model check each answer against its quote.")
+    ] = None,
 ) -> None:
     """Write a curated Q&A dataset with verified citations to OUT/dataset/ (after `docpipe ingest`)."""
     from docpipe.layout import Layout
@@ -109,8 +119,11 @@ def generate(
 
     cfg = _config(config, {"llm.model": model, "llm.api_base": api_base, "generate.judge": judge})
     layout = Layout(out)
-    report = _run_stage("generate", lambda events: stage.run(GenerateInputs(layout, cfg.llm), cfg.generate, events=events),
-                        resume="finished chunks and model replies are saved")
+    report = _run_stage(
+        "generate",
+        lambda events: stage.run(GenerateInputs(layout, cfg.llm), cfg.generate, events=events),
+        resume="finished chunks and model replies are saved",
+    )
     console.print(dataset_table(report))
     console.print(f"wrote {layout.dataset.root} (card: {layout.dataset.card})")
 
@@ -119,7 +132,14 @@ def generate(
 def train(
     out: OutOption = Path("docpipe-out"),
     config: ConfigOption = None,
-    base_model: Annotated[Optional[str], typer.Option("--base-model", "-b", help="Packaged base (smollm2-135m-instruct, gemma-3-270m), a local HF model folder, or an id in the local HF cache.")] = None,
+    base_model: Annotated[
+        Optional[str],
+        typer.Option(
+            "--base-model",
+            "-b",
+            help="Packaged base (smollm2-135m-instruct, gemma-3-270m), a local HF model folder, or an id in the local HF cache.",
+        ),
+    ] = None,
     backend: Annotated[Optional[str], typer.Option(help="auto, hf, unsloth or mlx.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or mps (hf backend).")] = None,
     epochs: Annotated[Optional[float], typer.Option(help="Passes over the training pairs (default: from the dataset size).")] = None,
@@ -133,11 +153,22 @@ def train(
     from docpipe.ui import console, train_table
     from trainers import train as stage
 
-    cfg = _config(config, {"train.base_model": base_model, "train.backend": backend, "train.device": device,
-                           "train.epochs": epochs, "train.max_steps": max_steps, "train.dpo": dpo, "train.qlora": qlora})
+    cfg = _config(
+        config,
+        {
+            "train.base_model": base_model,
+            "train.backend": backend,
+            "train.device": device,
+            "train.epochs": epochs,
+            "train.max_steps": max_steps,
+            "train.dpo": dpo,
+            "train.qlora": qlora,
+        },
+    )
     layout = Layout(out)
-    result = _run_stage("train", lambda events: stage.run(TrainInputs(layout), cfg.train, events=events),
-                        resume="the last checkpoint is saved")
+    result = _run_stage(
+        "train", lambda events: stage.run(TrainInputs(layout), cfg.train, events=events), resume="the last checkpoint is saved"
+    )
     console.print(train_table(result))
     console.print(f"wrote {layout.run(result.run_id).root} (result: {layout.run(result.run_id).result.name})")
 
@@ -147,9 +178,21 @@ def export(
     out: OutOption = Path("docpipe-out"),
     config: ConfigOption = None,
     run: Annotated[Optional[str], typer.Option("--run", help="Run id under OUT/runs/ (default: the latest finished run).")] = None,
-    name: Annotated[Optional[str], typer.Option("--name", "-n", help="Model name for the files and `ollama create` (default: the output folder's name).")] = None,
-    quant: Annotated[Optional[list[str]], typer.Option("--quant", "-q", help="GGUF type to write, repeatable: f16, bf16, f32, q8_0, q6_k, q5_k_m, q4_k_m, q4_0 (default: f16, q8_0, q4_k_m).")] = None,
-    modelfile_quant: Annotated[Optional[str], typer.Option("--modelfile-quant", help="The GGUF the Modelfile uses (default: q8_0).")] = None,
+    name: Annotated[
+        Optional[str],
+        typer.Option("--name", "-n", help="Model name for the files and `ollama create` (default: the output folder's name)."),
+    ] = None,
+    quant: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--quant",
+            "-q",
+            help="GGUF type to write, repeatable: f16, bf16, f32, q8_0, q6_k, q5_k_m, q4_k_m, q4_0 (default: f16, q8_0, q4_k_m).",
+        ),
+    ] = None,
+    modelfile_quant: Annotated[
+        Optional[str], typer.Option("--modelfile-quant", help="The GGUF the Modelfile uses (default: q8_0).")
+    ] = None,
 ) -> None:
     """Write GGUF files, a parity report, an Ollama Modelfile and a model card to OUT/export/ (after `docpipe train`)."""
     from docpipe.layout import Layout
@@ -158,11 +201,14 @@ def export(
     from export import pipeline
     from export.card import ollama_commands
 
-    cfg = _config(config, {"export.run": run, "export.name": name, "export.quantizations": quant or None,
-                           "export.modelfile_quantization": modelfile_quant})
+    cfg = _config(
+        config,
+        {"export.run": run, "export.name": name, "export.quantizations": quant or None, "export.modelfile_quantization": modelfile_quant},
+    )
     layout = Layout(out)
-    result = _run_stage("export", lambda events: pipeline.run(ExportInputs(layout), cfg.export, events=events),
-                        resume="finished GGUF files are kept")
+    result = _run_stage(
+        "export", lambda events: pipeline.run(ExportInputs(layout), cfg.export, events=events), resume="finished GGUF files are kept"
+    )
     console.print(export_table(result))
     folder = layout.export
     if not result.passed:
@@ -202,8 +248,12 @@ def status(out: OutOption = Path("docpipe-out")) -> None:
 @app.command()
 def chat(
     gguf: Annotated[Path, typer.Argument(help="The exported .gguf model.")],
-    system: Annotated[Optional[str], typer.Option(help="System prompt (default: the one docpipe export wrote into the GGUF; '' for none).")] = None,
-    prompt: Annotated[Optional[str], typer.Option("--prompt", "-p", help="Answer this one question and exit, instead of a conversation.")] = None,
+    system: Annotated[
+        Optional[str], typer.Option(help="System prompt (default: the one docpipe export wrote into the GGUF; '' for none).")
+    ] = None,
+    prompt: Annotated[
+        Optional[str], typer.Option("--prompt", "-p", help="Answer this one question and exit, instead of a conversation.")
+    ] = None,
     max_tokens: Annotated[int, typer.Option(min=1, help="Longest reply, in tokens.")] = 512,
     temperature: Annotated[float, typer.Option(min=0.0, help="Sampling temperature; 0 always takes the likeliest token.")] = 0.2,
     threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads (default: all cores but one, at most 4).")] = None,

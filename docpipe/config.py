@@ -17,16 +17,36 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.y
 class IngestConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    workers: Annotated[int | None, Field(ge=1, le=256, description="Parser processes; empty = one per core, bounded by free memory.")] = None
-    timeout_s: Annotated[float, Field(gt=0, le=86400, description="Seconds one file may take before its worker is killed and the file reported.")] = 300
-    max_rss_mb: Annotated[int, Field(ge=256, le=1048576, description="Memory one parser process (with its children) may use before it is killed.")] = 6144
+    workers: Annotated[int | None, Field(ge=1, le=256, description="Parser processes; empty = one per core, bounded by free memory.")] = (
+        None
+    )
+    timeout_s: Annotated[
+        float, Field(gt=0, le=86400, description="Seconds one file may take before its worker is killed and the file reported.")
+    ] = 300
+    max_rss_mb: Annotated[
+        int, Field(ge=256, le=1048576, description="Memory one parser process (with its children) may use before it is killed.")
+    ] = 6144
     max_file_mb: Annotated[int, Field(ge=1, le=1048576, description="Files larger than this are skipped with a reason.")] = 512
-    max_unzipped_mb: Annotated[int, Field(ge=1, le=1048576, description="Largest total uncompressed size accepted for a zip or an Office/OpenDocument package (zip-bomb guard).")] = 512
+    max_unzipped_mb: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=1048576,
+            description="Largest total uncompressed size accepted for a zip or an Office/OpenDocument package (zip-bomb guard).",
+        ),
+    ] = 512
     max_zip_members: Annotated[int, Field(ge=1, le=1000000, description="Most members read from one zip archive.")] = 2000
-    min_chars: Annotated[int, Field(ge=0, le=100000, description="An engine that yields fewer non-space characters than this has failed; the next engine is tried.")] = 16
+    min_chars: Annotated[
+        int,
+        Field(
+            ge=0, le=100000, description="An engine that yields fewer non-space characters than this has failed; the next engine is tried."
+        ),
+    ] = 16
     ocr: Annotated[bool, Field(description="OCR images and scanned PDF pages with Tesseract.")] = True
     ocr_languages: Annotated[str, Field(description="Tesseract language codes, '+'-joined (e.g. 'eng+deu').")] = "eng"
-    engines: Annotated[dict[str, list[str]], Field(description="Per-format engine order overriding the built-in routing, e.g. {pdf: [unstructured]}.")] = {}
+    engines: Annotated[
+        dict[str, list[str]], Field(description="Per-format engine order overriding the built-in routing, e.g. {pdf: [unstructured]}.")
+    ] = {}
     include_hidden: Annotated[bool, Field(description="Also read files and folders whose names start with a dot.")] = False
 
 
@@ -35,20 +55,38 @@ class LLMConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: Annotated[str, Field(description=(
-        "'auto' = the packaged local model when installed, else the built-in extractive generator alone; "
-        "'none' = the extractive generator alone; a path to a .gguf file = that model in-process (llama-cpp-python); "
-        "anything else is a litellm model string, e.g. 'openai/gpt-4o-mini', 'anthropic/claude-3-5-haiku-latest', 'ollama/llama3.1'."))] = "auto"
-    api_base: Annotated[str | None, Field(description="Base URL of an OpenAI-compatible server (vLLM, llama.cpp server, Ollama); keys come from the environment only.")] = None
+    model: Annotated[
+        str,
+        Field(
+            description=(
+                "'auto' = the packaged local model when installed, else the built-in extractive generator alone; "
+                "'none' = the extractive generator alone; a path to a .gguf file = that model in-process (llama-cpp-python); "
+                "anything else is a litellm model string, e.g. 'openai/gpt-4o-mini', 'anthropic/claude-3-5-haiku-latest', 'ollama/llama3.1'."
+            )
+        ),
+    ] = "auto"
+    api_base: Annotated[
+        str | None,
+        Field(description="Base URL of an OpenAI-compatible server (vLLM, llama.cpp server, Ollama); keys come from the environment only."),
+    ] = None
     temperature: Annotated[float, Field(ge=0, le=2, description="Sampling temperature.")] = 0.2
     max_tokens: Annotated[int, Field(ge=16, le=131072, description="Most tokens in one reply.")] = 768
     seed: Annotated[int, Field(ge=0, le=2**32 - 1, description="Sampling seed, where the provider honours one.")] = 0
-    timeout_s: Annotated[float, Field(gt=0, le=86400, description="Seconds one call may take before it counts as failed and is retried.")] = 120
-    max_retries: Annotated[int, Field(ge=0, le=100, description="Retries of a failed call (timeouts, 429, 5xx), with exponential backoff.")] = 4
-    backoff_s: Annotated[float, Field(ge=0, le=3600, description="First backoff delay; doubled on each retry, with jitter. A 429's Retry-After wins when given.")] = 1.0
+    timeout_s: Annotated[
+        float, Field(gt=0, le=86400, description="Seconds one call may take before it counts as failed and is retried.")
+    ] = 120
+    max_retries: Annotated[
+        int, Field(ge=0, le=100, description="Retries of a failed call (timeouts, 429, 5xx), with exponential backoff.")
+    ] = 4
+    backoff_s: Annotated[
+        float,
+        Field(ge=0, le=3600, description="First backoff delay; doubled on each retry, with jitter. A 429's Retry-After wins when given."),
+    ] = 1.0
     backoff_max_s: Annotated[float, Field(ge=0, le=86400, description="Longest backoff delay.")] = 60
     rpm: Annotated[int | None, Field(ge=1, le=1000000, description="Requests per minute allowed; empty = no limit.")] = None
-    tpm: Annotated[int | None, Field(ge=1, le=1000000000, description="Tokens per minute allowed (prompt + reply); empty = no limit.")] = None
+    tpm: Annotated[int | None, Field(ge=1, le=1000000000, description="Tokens per minute allowed (prompt + reply); empty = no limit.")] = (
+        None
+    )
     concurrency: Annotated[int, Field(ge=1, le=1024, description="Calls in flight at once (a local model always runs one at a time).")] = 4
     threads: Annotated[int | None, Field(ge=1, le=1024, description="CPU threads of a local model; empty = chosen for the machine.")] = None
     context_tokens: Annotated[int, Field(ge=512, le=1048576, description="Context window of a local model.")] = 2048
@@ -60,7 +98,9 @@ class GenerateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     chunk_tokens: Annotated[int, Field(ge=32, le=8192, description="Most tokens in one chunk; chunks never cross a heading.")] = 384
-    pairs_per_fact: Annotated[float, Field(gt=0, le=20, description="Pairs asked for per information unit (sentence, list item, table row) of a chunk.")] = 0.5
+    pairs_per_fact: Annotated[
+        float, Field(gt=0, le=20, description="Pairs asked for per information unit (sentence, list item, table row) of a chunk.")
+    ] = 0.5
     min_pairs_per_chunk: Annotated[int, Field(ge=1, le=64, description="Fewest pairs asked for from a chunk with any content.")] = 1
     max_pairs_per_chunk: Annotated[int, Field(ge=1, le=64, description="Most pairs asked for from one chunk.")] = 6
     min_support: Annotated[float, Field(ge=0, le=1, description="Share of the answer's content words that must appear in its quote.")] = 0.6
@@ -68,14 +108,35 @@ class GenerateConfig(BaseModel):
     max_question_chars: Annotated[int, Field(ge=1, le=10000, description="Longer questions are rejected.")] = 300
     min_answer_chars: Annotated[int, Field(ge=1, le=100000, description="Shorter answers are rejected.")] = 2
     max_answer_chars: Annotated[int, Field(ge=1, le=100000, description="Longer answers are rejected.")] = 1200
-    dedup_threshold: Annotated[float, Field(gt=0, le=1, description="Jaccard similarity above which two questions (or two question+answer texts) are near-duplicates.")] = 0.8
-    model_trial_chunks: Annotated[int, Field(ge=1, le=100000, description="Chunks the model writes for before its acceptance rate is judged.")] = 16
-    min_model_acceptance: Annotated[float, Field(ge=0, le=1, description="If fewer of the model's pairs than this share pass the checks in the trial, the other chunks go to the extractive generator without asking the model.")] = 0.1
-    judge: Annotated[bool, Field(description="Also ask the LLM whether each answer follows from its quote (the judge sees only the quote and the answer).")] = False
+    dedup_threshold: Annotated[
+        float,
+        Field(gt=0, le=1, description="Jaccard similarity above which two questions (or two question+answer texts) are near-duplicates."),
+    ] = 0.8
+    model_trial_chunks: Annotated[
+        int, Field(ge=1, le=100000, description="Chunks the model writes for before its acceptance rate is judged.")
+    ] = 16
+    min_model_acceptance: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=1,
+            description="If fewer of the model's pairs than this share pass the checks in the trial, the other chunks go to the extractive generator without asking the model.",
+        ),
+    ] = 0.1
+    judge: Annotated[
+        bool,
+        Field(description="Also ask the LLM whether each answer follows from its quote (the judge sees only the quote and the answer)."),
+    ] = False
     eval_fraction: Annotated[float, Field(gt=0, lt=1, description="Share of document sections held out for evaluation.")] = 0.15
-    paraphrase_probes: Annotated[int, Field(ge=0, le=100000, description="Paraphrased train questions written to probe memorised phrasing.")] = 50
-    abstention_probes: Annotated[int, Field(ge=0, le=100000, description="Out-of-corpus questions whose expected answer is an abstention.")] = 30
-    dpo: Annotated[bool, Field(description="Write DPO preference pairs (grounded answer chosen, ungrounded or miscited answer rejected).")] = True
+    paraphrase_probes: Annotated[
+        int, Field(ge=0, le=100000, description="Paraphrased train questions written to probe memorised phrasing.")
+    ] = 50
+    abstention_probes: Annotated[
+        int, Field(ge=0, le=100000, description="Out-of-corpus questions whose expected answer is an abstention.")
+    ] = 30
+    dpo: Annotated[
+        bool, Field(description="Write DPO preference pairs (grounded answer chosen, ungrounded or miscited answer rejected).")
+    ] = True
     seed: Annotated[int, Field(ge=0, le=2**32 - 1, description="Seed for splits and sampling.")] = 0
 
 
@@ -84,29 +145,74 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    base_model: Annotated[str, Field(description="A packaged base ('smollm2-135m-instruct', or 'gemma-3-270m' once requirements/gemma.txt is installed), a local Hugging Face model folder, or an id already in the local Hugging Face cache; never downloaded.")] = "smollm2-135m-instruct"
-    backend: Annotated[Literal["auto", "hf", "unsloth", "mlx"], Field(description="'auto' = unsloth on CUDA (hf when unsloth is not installed), mlx on Apple Silicon, hf (transformers + peft) otherwise.")] = "auto"
-    device: Annotated[Literal["auto", "cpu", "cuda", "mps"], Field(description="Where the hf backend trains; 'auto' = the best the machine has.")] = "auto"
-    epochs: Annotated[float | None, Field(gt=0, le=100, description="Passes over the training pairs; empty = chosen from the dataset size (2 to 5: more for fewer pairs).")] = None
-    max_steps: Annotated[int | None, Field(ge=1, le=10000000, description="Stop after this many optimiser steps (overrides epochs); for smoke runs.")] = None
-    batch_size: Annotated[int, Field(ge=1, le=1024, description="Pairs per optimiser step; batches group pairs of similar length so little compute goes to padding.")] = 8
-    learning_rate: Annotated[float, Field(gt=0, le=10, description="Peak learning rate of the LoRA weights (linear decay after a short warm-up).")] = 2e-4
+    base_model: Annotated[
+        str,
+        Field(
+            description="A packaged base ('smollm2-135m-instruct', or 'gemma-3-270m' once requirements/gemma.txt is installed), a local Hugging Face model folder, or an id already in the local Hugging Face cache; never downloaded."
+        ),
+    ] = "smollm2-135m-instruct"
+    backend: Annotated[
+        Literal["auto", "hf", "unsloth", "mlx"],
+        Field(
+            description="'auto' = unsloth on CUDA (hf when unsloth is not installed), mlx on Apple Silicon, hf (transformers + peft) otherwise."
+        ),
+    ] = "auto"
+    device: Annotated[
+        Literal["auto", "cpu", "cuda", "mps"], Field(description="Where the hf backend trains; 'auto' = the best the machine has.")
+    ] = "auto"
+    epochs: Annotated[
+        float | None,
+        Field(
+            gt=0, le=100, description="Passes over the training pairs; empty = chosen from the dataset size (2 to 5: more for fewer pairs)."
+        ),
+    ] = None
+    max_steps: Annotated[
+        int | None, Field(ge=1, le=10000000, description="Stop after this many optimiser steps (overrides epochs); for smoke runs.")
+    ] = None
+    batch_size: Annotated[
+        int,
+        Field(
+            ge=1, le=1024, description="Pairs per optimiser step; batches group pairs of similar length so little compute goes to padding."
+        ),
+    ] = 8
+    learning_rate: Annotated[
+        float, Field(gt=0, le=10, description="Peak learning rate of the LoRA weights (linear decay after a short warm-up).")
+    ] = 2e-4
     lora_rank: Annotated[int, Field(ge=1, le=1024, description="LoRA rank r.")] = 16
     lora_alpha: Annotated[float, Field(gt=0, le=4096, description="LoRA alpha; the update is scaled by alpha / r.")] = 32
-    lora_dropout: Annotated[float, Field(ge=0, lt=1, description="Dropout on the LoRA input; 0 by default: 0.05 made CPU steps 23% slower, and early stopping already guards against overfitting.")] = 0.0
+    lora_dropout: Annotated[
+        float,
+        Field(
+            ge=0,
+            lt=1,
+            description="Dropout on the LoRA input; 0 by default: 0.05 made CPU steps 23% slower, and early stopping already guards against overfitting.",
+        ),
+    ] = 0.0
     qlora: Annotated[bool, Field(description="Load the base in 4 bits (QLoRA); unsloth backend on CUDA only.")] = False
-    max_seq_tokens: Annotated[int, Field(ge=32, le=1048576, description="Longest training sequence in tokens; longer pairs are truncated.")] = 1024
+    max_seq_tokens: Annotated[
+        int, Field(ge=32, le=1048576, description="Longest training sequence in tokens; longer pairs are truncated.")
+    ] = 1024
     evals_per_epoch: Annotated[int, Field(ge=1, le=100, description="Held-out loss measurements per epoch.")] = 2
-    eval_max_pairs: Annotated[int, Field(ge=1, le=1000000, description="Held-out pairs scored at each measurement (a fixed sample, so the curve is comparable).")] = 256
-    early_stopping_patience: Annotated[int, Field(ge=1, le=1000, description="Stop after this many held-out measurements without improvement; the best adapter is kept.")] = 2
-    checkpoint_minutes: Annotated[float, Field(ge=0, le=1440, description="Save a resumable checkpoint at least this often (0 = every step).")] = 5
+    eval_max_pairs: Annotated[
+        int, Field(ge=1, le=1000000, description="Held-out pairs scored at each measurement (a fixed sample, so the curve is comparable).")
+    ] = 256
+    early_stopping_patience: Annotated[
+        int, Field(ge=1, le=1000, description="Stop after this many held-out measurements without improvement; the best adapter is kept.")
+    ] = 2
+    checkpoint_minutes: Annotated[
+        float, Field(ge=0, le=1440, description="Save a resumable checkpoint at least this often (0 = every step).")
+    ] = 5
     threads: Annotated[int | None, Field(ge=1, le=1024, description="CPU threads; empty = the cores not busy with other work.")] = None
     seed: Annotated[int, Field(ge=0, le=2**32 - 1, description="Seed for LoRA initialisation, shuffling and dropout.")] = 0
-    dpo: Annotated[bool, Field(description="After SFT, run DPO on dataset/dpo.jsonl, continuing the SFT adapter (the SFT model is the reference).")] = False
+    dpo: Annotated[
+        bool, Field(description="After SFT, run DPO on dataset/dpo.jsonl, continuing the SFT adapter (the SFT model is the reference).")
+    ] = False
     dpo_beta: Annotated[float, Field(gt=0, le=10, description="DPO beta: how far the tuned model may move from the SFT reference.")] = 0.1
     dpo_learning_rate: Annotated[float, Field(gt=0, le=10, description="Peak learning rate during DPO.")] = 2e-5
     dpo_epochs: Annotated[float, Field(gt=0, le=100, description="Passes over the preference pairs.")] = 1
-    dpo_max_pairs: Annotated[int | None, Field(ge=1, le=10000000, description="Use at most this many preference pairs (a seeded sample); empty = all.")] = None
+    dpo_max_pairs: Annotated[
+        int | None, Field(ge=1, le=10000000, description="Use at most this many preference pairs (a seeded sample); empty = all.")
+    ] = None
 
 
 class ParityThresholds(BaseModel):
@@ -114,8 +220,12 @@ class ParityThresholds(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    min_top1: Annotated[float, Field(ge=0, le=1, description="Least share of positions where the GGUF's most likely next token is the trained model's.")]
-    max_mean_kl: Annotated[float, Field(ge=0, le=100, description="Largest mean KL divergence (trained || GGUF) over all positions, in nats.")]
+    min_top1: Annotated[
+        float, Field(ge=0, le=1, description="Least share of positions where the GGUF's most likely next token is the trained model's.")
+    ]
+    max_mean_kl: Annotated[
+        float, Field(ge=0, le=100, description="Largest mean KL divergence (trained || GGUF) over all positions, in nats.")
+    ]
 
 
 class ExportConfig(BaseModel):
@@ -123,13 +233,27 @@ class ExportConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: Annotated[str | None, Field(description="Model name for files and `ollama create` (lowercase letters, digits, '.', '-', '_'); empty = from the output folder's name.")] = None
+    name: Annotated[
+        str | None,
+        Field(
+            description="Model name for files and `ollama create` (lowercase letters, digits, '.', '-', '_'); empty = from the output folder's name."
+        ),
+    ] = None
     run: Annotated[str | None, Field(description="Run id under runs/ to export; empty = the latest finished run.")] = None
-    quantizations: Annotated[list[Literal["f16", "bf16", "f32", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0"]], Field(min_length=1, description="GGUF files to write; the first of f16/bf16/f32 listed is written with gguf-py, the rest quantised from it with llama.cpp.")] = ["f16", "q8_0", "q4_k_m"]
+    quantizations: Annotated[
+        list[Literal["f16", "bf16", "f32", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0"]],
+        Field(
+            min_length=1,
+            description="GGUF files to write; the first of f16/bf16/f32 listed is written with gguf-py, the rest quantised from it with llama.cpp.",
+        ),
+    ] = ["f16", "q8_0", "q4_k_m"]
     modelfile_quantization: Annotated[str, Field(description="The GGUF the Modelfile's FROM names; must be in quantizations.")] = "q8_0"
     parity_chats: Annotated[int, Field(ge=1, le=10000, description="Held-out conversations the parity gate compares logits on.")] = 8
     parity_max_tokens: Annotated[int, Field(ge=16, le=131072, description="Tokens per parity conversation (longer ones are cut).")] = 256
-    gate: Annotated[dict[str, ParityThresholds], Field(description="Thresholds that fail the export, per quantisation; the others' figures are reported only.")] = {
+    gate: Annotated[
+        dict[str, ParityThresholds],
+        Field(description="Thresholds that fail the export, per quantisation; the others' figures are reported only."),
+    ] = {
         # Measured on fine-tuned SmolLM2-135M / Gemma-3-270M: f16 top-1 0.991 / 1.000, mean KL 8e-6 / 4e-6;
         # q8_0 0.912 / 0.909, 0.0056 / 0.0147; q4_k_m 0.864 / 0.841, 0.069 / 0.108. A transposed rotary
         # layout (a planted bug) gave top-1 0.03 and KL 4.4.
@@ -138,11 +262,17 @@ class ExportConfig(BaseModel):
         "f32": ParityThresholds(min_top1=0.99, max_mean_kl=1e-4),
         "q8_0": ParityThresholds(min_top1=0.85, max_mean_kl=0.05),
     }
-    temperature: Annotated[float, Field(ge=0, le=2, description="Ollama sampling temperature: low, for factual answers from the documents.")] = 0.2
+    temperature: Annotated[
+        float, Field(ge=0, le=2, description="Ollama sampling temperature: low, for factual answers from the documents.")
+    ] = 0.2
     top_p: Annotated[float, Field(gt=0, le=1, description="Ollama nucleus sampling.")] = 0.9
     repeat_penalty: Annotated[float, Field(gt=0, le=2, description="Small models loop without one.")] = 1.1
-    num_ctx: Annotated[int | None, Field(ge=256, le=1048576, description="Ollama context window; empty = the training context (train.max_seq_tokens).")] = None
-    threads: Annotated[int | None, Field(ge=1, le=1024, description="CPU threads for quantising and the parity runs; empty = the cores not busy.")] = None
+    num_ctx: Annotated[
+        int | None, Field(ge=256, le=1048576, description="Ollama context window; empty = the training context (train.max_seq_tokens).")
+    ] = None
+    threads: Annotated[
+        int | None, Field(ge=1, le=1024, description="CPU threads for quantising and the parity runs; empty = the cores not busy.")
+    ] = None
 
 
 class DocpipeConfig(BaseModel):

@@ -213,7 +213,10 @@ class Probe(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: Annotated[str, Field(description="Stable id: hash of the kind and the question (and the source pair).")]
-    kind: Annotated[Literal["paraphrase", "abstain"], Field(description="paraphrase: does the model know the fact, not only the phrasing; abstain: does it decline.")]
+    kind: Annotated[
+        Literal["paraphrase", "abstain"],
+        Field(description="paraphrase: does the model know the fact, not only the phrasing; abstain: does it decline."),
+    ]
     source_id: Annotated[str | None, Field(description="paraphrase: QAPair.id of the train pair reworded.")] = None
     question: Annotated[str, Field(description="The question asked.")]
     original_question: Annotated[str | None, Field(description="paraphrase: the train pair's question as trained on.")] = None
@@ -259,7 +262,9 @@ class ManifestModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, Field(description="The model that wrote the pairs, or 'none (extractive generator)'.")]
-    sha256: Annotated[str | None, Field(description="Hash of a local model's GGUF file; null for an API model (its name is all there is).")] = None
+    sha256: Annotated[
+        str | None, Field(description="Hash of a local model's GGUF file; null for an API model (its name is all there is).")
+    ] = None
 
 
 class DatasetManifest(BaseModel):
@@ -295,9 +300,15 @@ class GenerationInfo(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: Annotated[str, Field(description="The generating model, or 'none (extractive generator)'.")]
-    agent: Annotated[dict[str, int | str], Field(description=(
-        "The QA agent's counts: 'chunks by <tier>', 'model calls', 'failed replies'; after a trial, 'model trial acceptance %' "
-        "and, when the model failed it, 'model dropped after trial'; 'model never answered usefully' holds the first error."))] = {}
+    agent: Annotated[
+        dict[str, int | str],
+        Field(
+            description=(
+                "The QA agent's counts: 'chunks by <tier>', 'model calls', 'failed replies'; after a trial, 'model trial acceptance %' "
+                "and, when the model failed it, 'model dropped after trial'; 'model never answered usefully' holds the first error."
+            )
+        ),
+    ] = {}
     trusted: Annotated[bool, Field(description="False when the model failed its trial: it then neither judged nor reworded.")] = True
     usage: Annotated[dict[str, ModelUsage], Field(description="The gateway's counts per purpose (agent name).")] = {}
 
@@ -309,7 +320,9 @@ class DatasetReport(BaseModel):
 
     documents: int = Field(description="Documents in documents.jsonl.")
     documents_with_text: int = Field(description="Documents that yielded at least one chunk with content.")
-    documents_covered: int = Field(description="Documents with text that have accepted pairs, or whose pairs all repeat another document's.")
+    documents_covered: int = Field(
+        description="Documents with text that have accepted pairs, or whose pairs all repeat another document's."
+    )
     uncovered: dict[str, str] = Field(description="path -> why a document with text has no accepted pair.")
     chunks: int = Field(description="Chunks cut from the documents.")
     chunks_with_content: int = Field(description="Chunks with at least one fact to ask about.")
@@ -370,7 +383,9 @@ class TrainSettings(BaseModel):
     lora_alpha: Annotated[float, Field(gt=0, description="LoRA alpha; the update is scaled by alpha / r.")]
     lora_dropout: Annotated[float, Field(ge=0, lt=1, description="Dropout on the LoRA input.")]
     qlora: Annotated[bool, Field(description="The base was loaded in 4 bits (QLoRA).")]
-    max_seq_tokens: Annotated[int, Field(ge=1, description="Longest training sequence in tokens: the trained context, and the export's default num_ctx.")]
+    max_seq_tokens: Annotated[
+        int, Field(ge=1, description="Longest training sequence in tokens: the trained context, and the export's default num_ctx.")
+    ]
     evals_per_epoch: Annotated[int, Field(ge=1, description="Held-out loss measurements per epoch.")]
     eval_max_pairs: Annotated[int, Field(ge=1, description="Held-out pairs scored at each measurement.")]
     early_stopping_patience: Annotated[int, Field(ge=1, description="Measurements without improvement before stopping.")]
@@ -401,7 +416,9 @@ class TrainResult(BaseModel):
     base_path: Annotated[str, Field(description="Folder the base weights were loaded from.")]
     base_source: Annotated[str, Field(description="local folder | hugging face cache | packaged gguf.")]
     base_sha256: Annotated[str | None, Field(description="Hash of the file the base came from, when it came from one.")] = None
-    dequantised_from: Annotated[str | None, Field(description="Quantisation of the GGUF the base was dequantised from (not the original 16-bit weights).")] = None
+    dequantised_from: Annotated[
+        str | None, Field(description="Quantisation of the GGUF the base was dequantised from (not the original 16-bit weights).")
+    ] = None
     base_license: Annotated[str | None, Field(description="The base model's licence, when known.")] = None
     chat_template: Annotated[str, Field(description="The base's chat template: training, evaluation, chat and export all use it.")]
     adapter: Annotated[str, Field(description="The final adapter (after DPO when it ran); loads with peft's PeftModel.from_pretrained.")]
@@ -425,12 +442,17 @@ class QuantParity(BaseModel):
     size_mb: Annotated[float, Field(ge=0)]
     write_s: Annotated[float, Field(ge=0, description="Seconds to write (gguf-py) or quantise (llama.cpp) this file.")]
     check_s: Annotated[float, Field(ge=0, description="Seconds the parity check of this file took.")] = 0.0
-    token_mismatches: Annotated[list[str], Field(description="Probes whose llama.cpp token ids differ from the trained tokenizer's; one line each.")] = []
+    token_mismatches: Annotated[
+        list[str], Field(description="Probes whose llama.cpp token ids differ from the trained tokenizer's; one line each.")
+    ] = []
     positions: Annotated[int, Field(ge=0, description="Next-token distributions compared.")]
     top1_agreement: Annotated[float | None, Field(description="Share of positions where both pick the same most likely token.")] = None
     mean_kl: Annotated[float | None, Field(description="Mean KL(trained || GGUF) in nats.")] = None
     max_kl: Annotated[float | None, Field(description="Largest KL at one position.")] = None
-    gate: Annotated[Literal["pass", "fail", "report"], Field(description="pass/fail against export.gate's thresholds; report: figures only (tokens must still match).")]
+    gate: Annotated[
+        Literal["pass", "fail", "report"],
+        Field(description="pass/fail against export.gate's thresholds; report: figures only (tokens must still match)."),
+    ]
     reason: Annotated[str | None, Field(description="Why it failed.")] = None
 
 
@@ -446,7 +468,9 @@ class ExportResult(BaseModel):
     warnings: Annotated[list[str], Field(description="Things a user should know, e.g. a quantisation of an already quantised base.")] = []
     parity: list[QuantParity]
     passed: Annotated[bool, Field(description="Every gated file passed and every file's tokens matched.")]
-    modelfile: Annotated[str | None, Field(description="The Modelfile's path; None when the gate failed (no Modelfile for a broken model).")] = None
+    modelfile: Annotated[
+        str | None, Field(description="The Modelfile's path; None when the gate failed (no Modelfile for a broken model).")
+    ] = None
     modelfile_quantization: str
     chat_template_family: Annotated[str, Field(description="chatml | gemma: the Ollama template written.")]
     load_s: Annotated[float, Field(ge=0, description="Seconds to load the base and adapter.")] = 0.0

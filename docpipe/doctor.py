@@ -71,8 +71,7 @@ def collect() -> dict:
         "torch": torch_device(),
         "training": training_backend(),
         "packages": {
-            extra: {name: importlib.util.find_spec(name) is not None for name in names}
-            for extra, names in OPTIONAL_PACKAGES.items()
+            extra: {name: importlib.util.find_spec(name) is not None for name in names} for extra, names in OPTIONAL_PACKAGES.items()
         },
         "programs": {name: shutil.which(name) for name in SYSTEM_PROGRAMS},
         "tesseract_languages": tesseract_languages(),

@@ -49,11 +49,19 @@ def classify(exc: BaseException, stage: str) -> DocpipeError | None:
         return exc
     text = str(exc)
     if isinstance(exc, MemoryError) or "out of memory" in text.lower():
-        return DocpipeError(f"out of memory: {_first_line(text)}", stage=stage, kind=ErrorKind.out_of_memory,
-                            hint="lower train.batch_size or train.max_seq_tokens, or close other programs")
+        return DocpipeError(
+            f"out of memory: {_first_line(text)}",
+            stage=stage,
+            kind=ErrorKind.out_of_memory,
+            hint="lower train.batch_size or train.max_seq_tokens, or close other programs",
+        )
     if isinstance(exc, OSError) and exc.errno in _WRITE_ERRORS:  # what was finished before is kept by every stage
-        return DocpipeError(f"could not write the {stage}: {exc}", stage=stage, kind=ErrorKind.disk_full,
-                            hint="free some space or choose another --out, then run the same command to resume")
+        return DocpipeError(
+            f"could not write the {stage}: {exc}",
+            stage=stage,
+            kind=ErrorKind.disk_full,
+            hint="free some space or choose another --out, then run the same command to resume",
+        )
     return None
 
 

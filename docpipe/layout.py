@@ -1,12 +1,12 @@
 """Every path under `--out`, in one place: stages, the CLI and `status` ask the layout, never spell a path.
 
-    OUT/
-      documents.jsonl  ingest_report.json  ingest_config.json  logs/parsers.log      ingest
-      chunks.jsonl  dataset/{train,eval,rejected,dpo,...}.jsonl  dataset/README.md   generate
-      runs/<id>/{train_config.json, train_result.json, adapter/, sft/, dpo/}         train
-      export/{NAME-<quant>.gguf, parity.json, Modelfile, README.md, ...}             export
-      journal.md  journal.jsonl  best                                               the loop
-      cache/{ingest,qa,llm,base_models,export}/                                     caches
+OUT/
+  documents.jsonl  ingest_report.json  ingest_config.json  logs/parsers.log      ingest
+  chunks.jsonl  dataset/{train,eval,rejected,dpo,...}.jsonl  dataset/README.md   generate
+  runs/<id>/{train_config.json, train_result.json, adapter/, sft/, dpo/}         train
+  export/{NAME-<quant>.gguf, parity.json, Modelfile, README.md, ...}             export
+  journal.md  journal.jsonl  best                                               the loop
+  cache/{ingest,qa,llm,base_models,export}/                                     caches
 """
 
 from __future__ import annotations

@@ -51,8 +51,9 @@ def _runs(out: Layout) -> list[str]:
         r = TrainResult.model_validate_json(result_path.read_text(encoding="utf-8"))
         held = f", best held-out loss {r.sft.best_eval_loss:.3f}" if r.sft.best_eval_loss is not None else ""
         dpo = " + DPO" if r.dpo else ""
-        lines.append(f"train: run {r.run_id}: {r.base_model} via {r.backend} on {r.device}, {r.sft.steps} SFT steps{dpo}"
-                     f"{held}; adapter: {r.adapter}")
+        lines.append(
+            f"train: run {r.run_id}: {r.base_model} via {r.backend} on {r.device}, {r.sft.steps} SFT steps{dpo}{held}; adapter: {r.adapter}"
+        )
     return lines
 
 

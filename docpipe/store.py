@@ -204,8 +204,7 @@ def _old_name(dest: Path) -> Path:
 def _old_folders(dest: Path) -> list[Path]:
     """Every `.NAME.old-PID` left beside `dest`, oldest first (a rename updates ctime, so the last is the newest)."""
     prefix = f".{dest.name}.old-"
-    found = [Path(entry.path) for entry in os.scandir(dest.parent)
-             if entry.name.startswith(prefix) and entry.name[len(prefix):].isdigit()]
+    found = [Path(entry.path) for entry in os.scandir(dest.parent) if entry.name.startswith(prefix) and entry.name[len(prefix) :].isdigit()]
     return sorted(found, key=lambda path: path.lstat().st_ctime)
 
 
@@ -257,10 +256,7 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def write_jsonl(path: Path, records: Iterable[BaseModel | dict]) -> None:
-    lines = (
-        (r.model_dump_json() if isinstance(r, BaseModel) else json.dumps(r, ensure_ascii=False)) + "\n"
-        for r in records
-    )
+    lines = ((r.model_dump_json() if isinstance(r, BaseModel) else json.dumps(r, ensure_ascii=False)) + "\n" for r in records)
     atomic_write_text(path, "".join(lines))
 
 

@@ -18,8 +18,13 @@ console = Console(stderr=True)
 class _IngestBar:
     """Files done of all, MB done, ETA; the bar advances by bytes so big files weigh more."""
 
-    columns = (TextColumn("{task.description}", style="cyan"), BarColumn(), TextColumn("{task.fields[files]}"),
-               TextColumn("{task.fields[mb]}"), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}", style="cyan"),
+        BarColumn(),
+        TextColumn("{task.fields[files]}"),
+        TextColumn("{task.fields[mb]}"),
+        TimeRemainingColumn(),
+    )
 
     def __init__(self, progress: Progress):
         self._progress = progress
@@ -36,8 +41,13 @@ class _IngestBar:
 class _ChunkBar:
     """Chunks done of all, candidates so far, ETA."""
 
-    columns = (TextColumn("{task.description}", style="cyan"), BarColumn(), TextColumn("{task.completed}/{task.total} chunks"),
-               TextColumn("{task.fields[pairs]}"), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}", style="cyan"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} chunks"),
+        TextColumn("{task.fields[pairs]}"),
+        TimeRemainingColumn(),
+    )
 
     def __init__(self, progress: Progress):
         self._progress = progress
@@ -45,15 +55,21 @@ class _ChunkBar:
 
     def __call__(self, event: StageEvent) -> None:
         fields = {"description": f"{event.message[-40:]:<40}"} if event.step else {}
-        self._progress.update(self._task, completed=event.step, total=event.total,
-                              pairs=f"{event.metrics.get('candidates', 0):.0f} candidates", **fields)
+        self._progress.update(
+            self._task, completed=event.step, total=event.total, pairs=f"{event.metrics.get('candidates', 0):.0f} candidates", **fields
+        )
 
 
 class _TrainBars:
     """Steps done of all per phase (SFT, DPO), with the latest loss, held-out loss and real tokens/s."""
 
-    columns = (TextColumn("{task.description}", style="cyan"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-               TextColumn("{task.fields[stats]}"), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}", style="cyan"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps"),
+        TextColumn("{task.fields[stats]}"),
+        TimeRemainingColumn(),
+    )
 
     def __init__(self, progress: Progress):
         self._progress, self._tasks = progress, {}
@@ -62,8 +78,11 @@ class _TrainBars:
         if event.phase not in self._tasks:
             self._tasks[event.phase] = self._progress.add_task(event.phase, total=event.total, stats="")
         m = event.metrics
-        stats = [f"loss {m['loss']:.3f}" if "loss" in m else "", f"held-out {m['eval_loss']:.3f}" if "eval_loss" in m else "",
-                 f"{m['tokens_per_s']:,.0f} tok/s" if m.get("tokens_per_s") else ""]
+        stats = [
+            f"loss {m['loss']:.3f}" if "loss" in m else "",
+            f"held-out {m['eval_loss']:.3f}" if "eval_loss" in m else "",
+            f"{m['tokens_per_s']:,.0f} tok/s" if m.get("tokens_per_s") else "",
+        ]
         self._progress.update(self._tasks[event.phase], completed=event.step, total=event.total, stats="  ".join(s for s in stats if s))
 
 
@@ -86,8 +105,12 @@ def train_table(result) -> Table:
     table = Table(title=f"run {result.run_id}: {result.backend} on {result.device} in {result.wall_s:.0f} s")
     table.add_column("what", style="bold")
     table.add_column("figure")
-    table.add_row("base model", f"{result.base_model} ({result.base_source}"
-                  + (f", dequantised from {result.dequantised_from}" if result.dequantised_from else "") + ")")
+    table.add_row(
+        "base model",
+        f"{result.base_model} ({result.base_source}"
+        + (f", dequantised from {result.dequantised_from}" if result.dequantised_from else "")
+        + ")",
+    )
     table.add_row("why this backend", result.dispatch)
     for failure in result.fallbacks:
         table.add_row("[yellow]fell back[/yellow]", failure)
@@ -130,8 +153,16 @@ def ingest_table(report: IngestReport) -> Table:
         table.add_column(column, overflow="ellipsis", no_wrap=column != "first reason", max_width=70 if column == "first reason" else None)
     for fmt, s in report.formats.items():
         engines = ", ".join(f"{name} {n}" for name, n in s.engines.items())
-        table.add_row(fmt, str(s.files), str(s.ok), _warn(s.partial, "yellow"), _warn(s.failed, "red"),
-                      str(s.skipped), engines, (s.reasons[0][:140] if s.reasons else ""))
+        table.add_row(
+            fmt,
+            str(s.files),
+            str(s.ok),
+            _warn(s.partial, "yellow"),
+            _warn(s.failed, "red"),
+            str(s.skipped),
+            engines,
+            (s.reasons[0][:140] if s.reasons else ""),
+        )
     return table
 
 
@@ -167,11 +198,15 @@ def export_table(result) -> Table:
         table.add_column(column)
     colours = {"pass": "green", "fail": "red", "report": "yellow"}
     for p in result.parity:
-        table.add_row(p.file, f"{p.size_mb:g} MB", f"{p.write_s:.1f} s",
-                      "same" if not p.token_mismatches else f"[red]{len(p.token_mismatches)} differ[/red]",
-                      "n/a" if p.top1_agreement is None else f"{p.top1_agreement:.3f}",
-                      "n/a" if p.mean_kl is None else f"{p.mean_kl:.2e}",
-                      f"[{colours[p.gate]}]{p.gate}[/{colours[p.gate]}]" + (f" ({p.reason})" if p.reason else ""))
+        table.add_row(
+            p.file,
+            f"{p.size_mb:g} MB",
+            f"{p.write_s:.1f} s",
+            "same" if not p.token_mismatches else f"[red]{len(p.token_mismatches)} differ[/red]",
+            "n/a" if p.top1_agreement is None else f"{p.top1_agreement:.3f}",
+            "n/a" if p.mean_kl is None else f"{p.mean_kl:.2e}",
+            f"[{colours[p.gate]}]{p.gate}[/{colours[p.gate]}]" + (f" ({p.reason})" if p.reason else ""),
+        )
     for warning in result.warnings:
         table.caption = (table.caption + "\n" if table.caption else "") + f"note: {warning}"
     return table

@@ -31,8 +31,11 @@ def model_card(result: ExportResult, trained: TrainResult, layout: Layout) -> st
         f"- Base: {trained.base_model} ({trained.base_source}; licence: {trained.base_license or 'unknown'}); "
         f"the adapter was merged into {result.merge_base} weights.",
         f"- Training run `{trained.run_id}`: {trained.backend} on {trained.device}; dataset SHA-256 `{trained.dataset_sha256[:16]}…`.",
-        *(f"- {s.stage.upper()}: {s.steps} steps, {s.epochs:g} epochs, best held-out loss "
-          f"{_fmt(s.best_eval_loss)} at step {s.best_step}{', stopped early' if s.stopped_early else ''}." for s in stages),
+        *(
+            f"- {s.stage.upper()}: {s.steps} steps, {s.epochs:g} epochs, best held-out loss "
+            f"{_fmt(s.best_eval_loss)} at step {s.best_step}{', stopped early' if s.stopped_early else ''}."
+            for s in stages
+        ),
         "",
         "## Evaluation",
         "",
@@ -45,9 +48,11 @@ def model_card(result: ExportResult, trained: TrainResult, layout: Layout) -> st
         "",
         "| file | size | same token ids | top-1 agreement | mean KL (nats) | gate |",
         "|---|---|---|---|---|---|",
-        *(f"| {p.file} | {p.size_mb:g} MB | {'yes' if not p.token_mismatches else f'no ({len(p.token_mismatches)})'} "
-          f"| {_fmt(p.top1_agreement, '.3f')} | {_fmt(p.mean_kl, '.2e')} | {p.gate}{f': {p.reason}' if p.reason else ''} |"
-          for p in result.parity),
+        *(
+            f"| {p.file} | {p.size_mb:g} MB | {'yes' if not p.token_mismatches else f'no ({len(p.token_mismatches)})'} "
+            f"| {_fmt(p.top1_agreement, '.3f')} | {_fmt(p.mean_kl, '.2e')} | {p.gate}{f': {p.reason}' if p.reason else ''} |"
+            for p in result.parity
+        ),
         "",
     ]
     if result.warnings:

@@ -58,12 +58,18 @@ class ChatFormat:
         if not template:
             raise ChatError(f"{llm.model_path} has no chat template ({CHAT_TEMPLATE}): export the model with `docpipe export`")
         vocab = llama_cpp.llama_model_get_vocab(llm.model)
-        return cls(template=template, bos_id=llm.token_bos(), bos_token=_token_text(llm, llm.token_bos()),
-                   eos_token=_token_text(llm, llm.token_eos()), add_bos=bool(llama_cpp.llama_vocab_get_add_bos(vocab)))
+        return cls(
+            template=template,
+            bos_id=llm.token_bos(),
+            bos_token=_token_text(llm, llm.token_bos()),
+            eos_token=_token_text(llm, llm.token_eos()),
+            add_bos=bool(llama_cpp.llama_vocab_get_add_bos(vocab)),
+        )
 
     def render(self, messages: list[Message]) -> str:
-        return _compile(self.template).render(messages=messages, add_generation_prompt=True,
-                                              bos_token=self.bos_token, eos_token=self.eos_token)
+        return _compile(self.template).render(
+            messages=messages, add_generation_prompt=True, bos_token=self.bos_token, eos_token=self.eos_token
+        )
 
 
 def prompt_tokens(llm: llama_cpp.Llama, messages: list[Message], fmt: ChatFormat | None = None) -> list[int]:
@@ -92,19 +98,29 @@ def fit_context(llm: llama_cpp.Llama, messages: list[Message], reserve: int, fmt
     """
     fmt = fmt or ChatFormat.from_gguf(llm)
     head = messages[:1] if messages and messages[0]["role"] == "system" else []
-    turns = messages[len(head):]
+    turns = messages[len(head) :]
     while len(prompt_tokens(llm, head + turns, fmt)) + reserve > llm.n_ctx():
         if len(turns) <= 1:
-            raise ChatError(f"the question does not fit the {llm.n_ctx()}-token context with {reserve} tokens left "
-                            "for the reply: shorten it or lower --max-tokens")
+            raise ChatError(
+                f"the question does not fit the {llm.n_ctx()}-token context with {reserve} tokens left "
+                "for the reply: shorten it or lower --max-tokens"
+            )
         turns = turns[1:]
         while len(turns) > 1 and turns[0]["role"] != "user":  # an exchange goes as a whole
             turns = turns[1:]
     return head + turns
 
 
-def stream_reply(llm: llama_cpp.Llama, messages: list[Message], *, max_tokens: int, temperature: float, top_p: float,
-                 repeat_penalty: float, fmt: ChatFormat | None = None) -> Iterator[str]:
+def stream_reply(
+    llm: llama_cpp.Llama,
+    messages: list[Message],
+    *,
+    max_tokens: int,
+    temperature: float,
+    top_p: float,
+    repeat_penalty: float,
+    fmt: ChatFormat | None = None,
+) -> Iterator[str]:
     """The assistant's reply as text pieces, as the tokens come, up to an end-of-generation token or `max_tokens`.
 
     Raises:
@@ -141,8 +157,17 @@ def decode_utf8(chunks: Iterable[bytes]) -> Iterator[str]:
         yield tail
 
 
-def chat(gguf: Path, *, system: str | None, prompt: str | None, max_tokens: int, temperature: float,
-         threads: int | None, out: TextIO | None = None, read: Callable[[str], str] = input) -> None:
+def chat(
+    gguf: Path,
+    *,
+    system: str | None,
+    prompt: str | None,
+    max_tokens: int,
+    temperature: float,
+    threads: int | None,
+    out: TextIO | None = None,
+    read: Callable[[str], str] = input,
+) -> None:
     """Answer `prompt` once, or hold a conversation read line by line from `read`.
 
     Args:
@@ -175,13 +200,14 @@ def chat(gguf: Path, *, system: str | None, prompt: str | None, max_tokens: int,
         def ask(question: str) -> None:
             messages = fit_context(llm, [*head, *history, {"role": "user", "content": question}], max_tokens, fmt)
             reply = []
-            for piece in stream_reply(llm, messages, max_tokens=max_tokens, temperature=temperature, top_p=TOP_P,
-                                      repeat_penalty=REPEAT_PENALTY, fmt=fmt):
+            for piece in stream_reply(
+                llm, messages, max_tokens=max_tokens, temperature=temperature, top_p=TOP_P, repeat_penalty=REPEAT_PENALTY, fmt=fmt
+            ):
                 out.write(piece)
                 out.flush()
                 reply.append(piece)
             out.write("\n")
-            history[:] = [*messages[len(head):], {"role": "assistant", "content": "".join(reply)}]
+            history[:] = [*messages[len(head) :], {"role": "assistant", "content": "".join(reply)}]
 
         if prompt is not None:
             ask(prompt)
@@ -228,8 +254,9 @@ def _raise_exception(message: str) -> None:
     raise jinja2.exceptions.TemplateError(message)
 
 
-def _tojson(value: object, ensure_ascii: bool = False, indent: int | None = None, separators: tuple[str, str] | None = None,
-            sort_keys: bool = False) -> str:
+def _tojson(
+    value: object, ensure_ascii: bool = False, indent: int | None = None, separators: tuple[str, str] | None = None, sort_keys: bool = False
+) -> str:
     return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
 
@@ -237,8 +264,7 @@ def _tojson(value: object, ensure_ascii: bool = False, indent: int | None = None
 def _compile(template: str) -> jinja2.Template:
     # The environment transformers' apply_chat_template renders with (utils/chat_template_utils.py), so the
     # prompt here is the one training saw: its tojson does not escape HTML, and templates may raise errors.
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                       extensions=[_GenerationTag, jinja2.ext.loopcontrols])
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[_GenerationTag, jinja2.ext.loopcontrols])
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)

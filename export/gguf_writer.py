@@ -41,13 +41,15 @@ DTYPES = ("f16", "bf16", "f32")
 def architecture(config: Any) -> _Arch:
     arch = ARCHS.get(config.model_type)
     if arch is None:
-        raise ExportError(f"docpipe cannot write a GGUF for model type {config.model_type!r} "
-                          f"(supported: {', '.join(ARCHS)}); train on one of those bases")
+        raise ExportError(
+            f"docpipe cannot write a GGUF for model type {config.model_type!r} (supported: {', '.join(ARCHS)}); train on one of those bases"
+        )
     return arch
 
 
-def write_gguf(path: Path, state: dict[str, Any], config: Any, fields: Iterable[Field], *, dtype: str = "f16",
-               source: Path | None = None) -> None:
+def write_gguf(
+    path: Path, state: dict[str, Any], config: Any, fields: Iterable[Field], *, dtype: str = "f16", source: Path | None = None
+) -> None:
     """Write `state` (a merged model's float tensors) with `fields` (tokenizer, template, provenance) to `path`.
 
     `source` is the GGUF the base was converted from, if any: its hyperparameters are reused and
@@ -67,16 +69,19 @@ def write_gguf(path: Path, state: dict[str, Any], config: Any, fields: Iterable[
         expected = _source_tensor_names(source)
         if set(tensors) != expected:
             missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
-            raise ExportError(f"the GGUF tensors would not match the base's ({len(missing)} missing, e.g. {missing[:2]}; "
-                              f"{len(extra)} unexpected, e.g. {extra[:2]}): this architecture's mapping is wrong")
+            raise ExportError(
+                f"the GGUF tensors would not match the base's ({len(missing)} missing, e.g. {missing[:2]}; "
+                f"{len(extra)} unexpected, e.g. {extra[:2]}): this architecture's mapping is wrong"
+            )
     else:
         hparams = hyperparameters(config, arch_name)
 
     writer = gguf.GGUFWriter(path, arch_name)
     for field in [*hparams, *fields]:
         writer.add_key_value(field.key, field.value, field.vtype, field.sub_type)
-    writer.add_file_type({"f16": gguf.LlamaFileType.MOSTLY_F16, "bf16": gguf.LlamaFileType.MOSTLY_BF16,
-                          "f32": gguf.LlamaFileType.ALL_F32}[dtype])
+    writer.add_file_type(
+        {"f16": gguf.LlamaFileType.MOSTLY_F16, "bf16": gguf.LlamaFileType.MOSTLY_BF16, "f32": gguf.LlamaFileType.ALL_F32}[dtype]
+    )
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     for name, data in tensors.items():
         if data.ndim == 1 or dtype == "f32":  # norms and biases stay f32, as llama.cpp's own converter keeps them
@@ -84,8 +89,7 @@ def write_gguf(path: Path, state: dict[str, Any], config: Any, fields: Iterable[
         elif dtype == "f16":
             writer.add_tensor(name, data.astype(np.float16))
         else:
-            writer.add_tensor(name, gguf.quants.quantize(data, gguf.GGMLQuantizationType.BF16),
-                              raw_dtype=gguf.GGMLQuantizationType.BF16)
+            writer.add_tensor(name, gguf.quants.quantize(data, gguf.GGMLQuantizationType.BF16), raw_dtype=gguf.GGMLQuantizationType.BF16)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file(progress=False)
@@ -119,8 +123,7 @@ def rotary_to_gguf(weights: Any, heads: int) -> Any:
     """
     rows = weights.shape[0]
     per_head = rows // heads
-    return (weights.reshape(heads, 2, per_head // 2, *weights.shape[1:])
-            .swapaxes(1, 2).reshape(weights.shape))
+    return weights.reshape(heads, 2, per_head // 2, *weights.shape[1:]).swapaxes(1, 2).reshape(weights.shape)
 
 
 def hyperparameters(config: Any, arch_name: str) -> list[Field]:
@@ -141,17 +144,23 @@ def hyperparameters(config: Any, arch_name: str) -> list[Field]:
         Field(f"{arch_name}.rope.freq_base", theta, T.FLOAT32),
     ]
     if arch_name == "gemma3":
-        fields += [Field(f"{arch_name}.attention.key_length", head_dim, T.UINT32),
-                   Field(f"{arch_name}.attention.value_length", head_dim, T.UINT32),
-                   Field(f"{arch_name}.attention.sliding_window", config.sliding_window, T.UINT32)]
+        fields += [
+            Field(f"{arch_name}.attention.key_length", head_dim, T.UINT32),
+            Field(f"{arch_name}.attention.value_length", head_dim, T.UINT32),
+            Field(f"{arch_name}.attention.sliding_window", config.sliding_window, T.UINT32),
+        ]
         if sliding_theta not in (None, 10000.0):  # llama.cpp's default for Gemma 3's sliding layers
             fields.append(Field(f"{arch_name}.rope.freq_base_swa", sliding_theta, T.FLOAT32))
     else:
-        fields += [Field(f"{arch_name}.vocab_size", config.vocab_size, T.UINT32),
-                   Field(f"{arch_name}.rope.dimension_count", head_dim, T.UINT32)]
+        fields += [
+            Field(f"{arch_name}.vocab_size", config.vocab_size, T.UINT32),
+            Field(f"{arch_name}.rope.dimension_count", head_dim, T.UINT32),
+        ]
         if head_dim != config.hidden_size // heads:
-            fields += [Field(f"{arch_name}.attention.key_length", head_dim, T.UINT32),
-                       Field(f"{arch_name}.attention.value_length", head_dim, T.UINT32)]
+            fields += [
+                Field(f"{arch_name}.attention.key_length", head_dim, T.UINT32),
+                Field(f"{arch_name}.attention.value_length", head_dim, T.UINT32),
+            ]
     return fields
 
 

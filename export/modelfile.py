@@ -34,8 +34,14 @@ _RESERVED = ("stop", "num_ctx")  # written from `template` and `num_ctx`: a para
 
 # Modelfile.j2 lives at the repository's top level, where a user looks to change it; export/Modelfile.j2
 # links to it, so a wheel ships its content as this package's data.
-_ENV = jinja2.Environment(loader=jinja2.PackageLoader("export", "."), autoescape=False,
-                          undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("export", "."),
+    autoescape=False,
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 
 
 def escape(value: str) -> str:
@@ -46,7 +52,7 @@ def escape(value: str) -> str:
 
 
 def _pairs(run: str) -> list[str]:
-    return [run[i:i + 2] for i in range(0, len(run), 2)]  # joined by U+034F: no three quotes left in a row
+    return [run[i : i + 2] for i in range(0, len(run), 2)]  # joined by U+034F: no three quotes left in a row
 
 
 def quote(value: str) -> str:
@@ -62,8 +68,16 @@ def altered(value: str) -> bool:
 _ENV.filters["quote"] = quote
 
 
-def render_modelfile(*, gguf_file: str, template: OllamaTemplate, system: str, num_ctx: int, license_text: str | None,
-                     parameters: dict[str, float | int] | None = None, header: str = "") -> str:
+def render_modelfile(
+    *,
+    gguf_file: str,
+    template: OllamaTemplate,
+    system: str,
+    num_ctx: int,
+    license_text: str | None,
+    parameters: dict[str, float | int] | None = None,
+    header: str = "",
+) -> str:
     """The Modelfile's text. Write it as is (newline=""), beside `gguf_file`, which FROM names relative to it.
 
     Args:
@@ -85,8 +99,14 @@ def render_modelfile(*, gguf_file: str, template: OllamaTemplate, system: str, n
     for name, value in merged.items():
         _check_parameter(name, value)
     return _ENV.get_template("Modelfile.j2").render(
-        header_lines=header.splitlines(), gguf_file=gguf_file, template=template, num_ctx=num_ctx,
-        parameters=merged, system=system, license_text=license_text)
+        header_lines=header.splitlines(),
+        gguf_file=gguf_file,
+        template=template,
+        num_ctx=num_ctx,
+        parameters=merged,
+        system=system,
+        license_text=license_text,
+    )
 
 
 def _check_file_name(name: str) -> None:

@@ -42,11 +42,11 @@ _GO_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # system prompt, and it opens the first non-system turn; later system messages are left out.
 _GO_GEMMA_TURNS = (
     '{{ $system := "" }}{{ $first := true }}'
-    '{{ range $i, $m := .Messages }}'
+    "{{ range $i, $m := .Messages }}"
     '{{ if eq $m.Role "system" }}{{ if eq $i 0 }}{{ $system = print $m.Content "\\n\\n" }}{{ end }}'
     '{{ else }}<start_of_turn>{{ if eq $m.Role "assistant" }}model{{ else }}{{ $m.Role }}{{ end }}\n'
-    '{{ if $first }}{{ $system }}{{ $first = false }}{{ end }}{{ $m.Content }}<end_of_turn>\n'
-    '{{ end }}{{ end }}<start_of_turn>model\n'
+    "{{ if $first }}{{ $system }}{{ $first = false }}{{ end }}{{ $m.Content }}<end_of_turn>\n"
+    "{{ end }}{{ end }}<start_of_turn>model\n"
 )
 
 
@@ -71,8 +71,10 @@ def ollama_template(render: Render, *, bos_token: str | None, eos_token: str | N
         family, runtime_bos = "gemma", (bos_token or "") if add_bos else ""
         go_template = (_go_string(bos_token) if bos_token and not add_bos else "") + _GO_GEMMA_TURNS
     else:
-        raise TemplateError("the base model's chat template is not one docpipe can write for Ollama (supported: ChatML, "
-                            "Gemma turns); choose a base model with one of them, or write the Modelfile's TEMPLATE by hand")
+        raise TemplateError(
+            "the base model's chat template is not one docpipe can write for Ollama (supported: ChatML, "
+            "Gemma turns); choose a base model with one of them, or write the Modelfile's TEMPLATE by hand"
+        )
     stop = _STOP[family] + ((eos_token,) if eos_token and eos_token not in _STOP[family] else ())
     return OllamaTemplate(family, go_template, stop, runtime_bos)
 
@@ -81,8 +83,10 @@ def _probe(render: Render, messages: list[dict]) -> str:
     try:
         return render([dict(m) for m in messages])
     except Exception as exc:  # a template is arbitrary code: one that rejects a probe (e.g. no system role) is unsupported
-        raise TemplateError(f"the base model's chat template failed on a plain conversation ({exc}); "
-                            "choose a base model with a ChatML or Gemma chat template") from exc
+        raise TemplateError(
+            f"the base model's chat template failed on a plain conversation ({exc}); "
+            "choose a base model with a ChatML or Gemma chat template"
+        ) from exc
 
 
 def _chatml(messages: list[dict], default: str | None) -> str:
@@ -97,24 +101,30 @@ def _chatml_default(rendered_user_only: str) -> str | None:
     """The system prompt a ChatML template adds when a conversation has none (SmolLM2 and Qwen2.5 do)."""
     if not rendered_user_only.startswith(_CHATML_SYSTEM) or _CHATML_END not in rendered_user_only:
         return None
-    return rendered_user_only[len(_CHATML_SYSTEM):rendered_user_only.index(_CHATML_END)]
+    return rendered_user_only[len(_CHATML_SYSTEM) : rendered_user_only.index(_CHATML_END)]
 
 
 def _gemma(messages: list[dict], bos: str) -> str:
     system = messages[0]["content"] + "\n\n" if messages and messages[0]["role"] == "system" else ""
     turns = [m for m in messages if m["role"] != "system"]
-    text = "".join(f"<start_of_turn>{'model' if m['role'] == 'assistant' else m['role']}\n{system if i == 0 else ''}"
-                   f"{m['content']}<end_of_turn>\n" for i, m in enumerate(turns))
+    text = "".join(
+        f"<start_of_turn>{'model' if m['role'] == 'assistant' else m['role']}\n{system if i == 0 else ''}{m['content']}<end_of_turn>\n"
+        for i, m in enumerate(turns)
+    )
     return bos + text + "<start_of_turn>model\n"
 
 
 def _go_chatml(default: str | None) -> str:
     head = ""
     if default is not None:  # only when a conversation does not open with its own system prompt, as in Hugging Face
-        head = ('{{ if and (eq $i 0) (ne $m.Role "system") }}' + _CHATML_SYSTEM + _go_string(default)
-                + _CHATML_END + "{{ end }}")
-    return ("{{ range $i, $m := .Messages }}" + head + "<|im_start|>{{ $m.Role }}\n{{ $m.Content }}" + _CHATML_END
-            + "{{ end }}<|im_start|>assistant\n")
+        head = '{{ if and (eq $i 0) (ne $m.Role "system") }}' + _CHATML_SYSTEM + _go_string(default) + _CHATML_END + "{{ end }}"
+    return (
+        "{{ range $i, $m := .Messages }}"
+        + head
+        + "<|im_start|>{{ $m.Role }}\n{{ $m.Content }}"
+        + _CHATML_END
+        + "{{ end }}<|im_start|>assistant\n"
+    )
 
 
 def _go_string(text: str) -> str:
@@ -130,8 +140,9 @@ def _go_string(text: str) -> str:
         elif go_is_print(ch):
             out.append(ch)
         elif 0xD800 <= ord(ch) <= 0xDFFF:
-            raise TemplateError("the chat template's text holds a lone UTF-16 surrogate, which no UTF-8 file can; "
-                                "fix the base model's chat template")
+            raise TemplateError(
+                "the chat template's text holds a lone UTF-16 surrogate, which no UTF-8 file can; fix the base model's chat template"
+            )
         else:
             out.append(f"\\U{ord(ch):08x}")
     return '{{ "' + "".join(out) + '" }}'

@@ -47,15 +47,17 @@ def reference(model: Any, tokenizer: Any, conversations: list[list[dict]], *, ru
         # llama.cpp does not run a BPE tokenizer's Unicode normaliser (Qwen2's is NFC): text not already in
         # NFC tokenises differently there, whatever docpipe writes. Most text is NFC; the probes are made so.
         texts = [unicodedata.normalize("NFC", text) for text in texts]
-        notes.append("the tokenizer normalises to NFC and llama.cpp does not: input not in NFC (e.g. a decomposed "
-                     "'e\u0301') tokenises differently in llama.cpp and Ollama")
+        notes.append(
+            "the tokenizer normalises to NFC and llama.cpp does not: input not in NFC (e.g. a decomposed "
+            "'e\u0301') tokenises differently in llama.cpp and Ollama"
+        )
     probes = [(text, tokenizer(text)["input_ids"]) for text in texts]
     prompts, chats, logits = [], [], []
     for messages in conversations:
         prompt = messages[:-1] if messages[-1]["role"] == "assistant" else messages
         text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
         if runtime_bos and text.startswith(runtime_bos):
-            text = text[len(runtime_bos):]  # Ollama's template leaves BOS to the tokenizer (export.ollama_template)
+            text = text[len(runtime_bos) :]  # Ollama's template leaves BOS to the tokenizer (export.ollama_template)
         prompts.append((text, _ids(tokenizer, prompt, add_generation_prompt=True)))
         chats.append(_ids(tokenizer, messages, add_generation_prompt=False)[:max_tokens])
     with torch.inference_mode():
@@ -71,8 +73,7 @@ def _normalizer(tokenizer: Any) -> str | None:
 
 
 def _ids(tokenizer: Any, messages: list[dict], *, add_generation_prompt: bool) -> list[int]:
-    return list(tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=add_generation_prompt,
-                                              return_dict=False))
+    return list(tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=add_generation_prompt, return_dict=False))
 
 
 def compare(gguf: Path, ref: Reference, *, threads: int) -> dict[str, Any]:
@@ -84,11 +85,19 @@ def compare(gguf: Path, ref: Reference, *, threads: int) -> dict[str, Any]:
 
     quiet_llama_logs()  # a probe that starts with BOS would make llama.cpp warn about it on every file
     longest = max((len(ids) for ids in ref.chats), default=1)
-    llm = llama_cpp.Llama(str(gguf), n_ctx=max(longest, 64), n_batch=max(longest, 64), n_ubatch=max(longest, 64),
-                          logits_all=True, n_threads=threads, verbose=False)
+    llm = llama_cpp.Llama(
+        str(gguf),
+        n_ctx=max(longest, 64),
+        n_batch=max(longest, 64),
+        n_ubatch=max(longest, 64),
+        logits_all=True,
+        n_threads=threads,
+        verbose=False,
+    )
     try:
-        mismatches = [_mismatch(text, want, llm.tokenize(text.encode(), add_bos=True, special=True))
-                      for text, want in [*ref.probes, *ref.prompts]]
+        mismatches = [
+            _mismatch(text, want, llm.tokenize(text.encode(), add_bos=True, special=True)) for text, want in [*ref.probes, *ref.prompts]
+        ]
         top1, kls = [], []
         for ids, expected in zip(ref.chats, ref.logits):
             llm.reset()
@@ -102,9 +111,13 @@ def compare(gguf: Path, ref: Reference, *, threads: int) -> dict[str, Any]:
             kls.extend((np.exp(log_p) * (log_p - log_q)).sum(axis=1))
     finally:
         llm.close()
-    return {"token_mismatches": [m for m in mismatches if m], "positions": len(top1),
-            "top1_agreement": round(float(np.mean(top1)), 4) if top1 else None,
-            "mean_kl": float(np.mean(kls)) if kls else None, "max_kl": float(np.max(kls)) if kls else None}
+    return {
+        "token_mismatches": [m for m in mismatches if m],
+        "positions": len(top1),
+        "top1_agreement": round(float(np.mean(top1)), 4) if top1 else None,
+        "mean_kl": float(np.mean(kls)) if kls else None,
+        "max_kl": float(np.max(kls)) if kls else None,
+    }
 
 
 def _log_softmax(logits: Any) -> Any:
@@ -119,5 +132,7 @@ def _mismatch(text: str, want: list[int], got: list[int]) -> str | None:
     if list(got) == list(want):
         return None
     at = next((i for i, (a, b) in enumerate(zip(want, got)) if a != b), min(len(want), len(got)))
-    return (f"{text[:40]!r}: ids differ at position {at} (trained {want[at:at + 3]}, gguf {list(got)[at:at + 3]}; "
-            f"{len(want)} vs {len(got)} tokens)")
+    return (
+        f"{text[:40]!r}: ids differ at position {at} (trained {want[at : at + 3]}, gguf {list(got)[at : at + 3]}; "
+        f"{len(want)} vs {len(got)} tokens)"
+    )

@@ -36,8 +36,9 @@ def fingerprint(inputs: ExportInputs, cfg: ExportConfig) -> str:
     layout = inputs.layout
     trained = finished_run(layout, cfg.run)
     adapter = Path(trained.adapter) / "adapter_model.safetensors"
-    return stable_hash(STAGE, trained.run_id, sha256_file(adapter) if adapter.is_file() else None,
-                       model_name(cfg.name, layout.root), cfg, __version__)
+    return stable_hash(
+        STAGE, trained.run_id, sha256_file(adapter) if adapter.is_file() else None, model_name(cfg.name, layout.root), cfg, __version__
+    )
 
 
 def is_current(inputs: ExportInputs, cfg: ExportConfig) -> bool:
@@ -77,29 +78,46 @@ def run(inputs: ExportInputs, cfg: ExportConfig, *, events: EventSink = ignore) 
     try:
         model, tokenizer = load_trained(base, Path(trained.adapter))
     except Exception as exc:  # noqa: BLE001 - safetensors, peft and transformers each raise their own kinds for a damaged file
-        raise ExportError(f"cannot load the trained model ({_first_line(exc)}): base {base}, adapter {trained.adapter}; "
-                          "if a file is damaged, delete the run folder and run `docpipe train` again") from exc
+        raise ExportError(
+            f"cannot load the trained model ({_first_line(exc)}): base {base}, adapter {trained.adapter}; "
+            "if a file is damaged, delete the run folder and run `docpipe train` again"
+        ) from exc
     load_s = time.monotonic() - tick
     source = pretrained.source_gguf(base, layout.base_models_cache)
     tokenizer_fields = _tokenizer_fields(source, base, tokenizer, model.config.vocab_size)
     add_bos = next((f.value for f in tokenizer_fields if f.key == "tokenizer.ggml.add_bos_token"), False)
     try:
-        template = ollama_template(lambda m: tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True),
-                                   bos_token=tokenizer.bos_token, eos_token=tokenizer.eos_token, add_bos=bool(add_bos))
+        template = ollama_template(
+            lambda m: tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True),
+            bos_token=tokenizer.bos_token,
+            eos_token=tokenizer.eos_token,
+            add_bos=bool(add_bos),
+        )
     except TemplateError as exc:
         raise ExportError(str(exc)) from None
     system = training_system_prompt(layout.dataset)
 
     step("computing the trained model's reference logits")
     tick = time.monotonic()
-    reference = parity.reference(model, tokenizer, parity_conversations(layout.dataset, opts.parity_chats),
-                                 runtime_bos=template.runtime_bos, max_tokens=opts.parity_max_tokens)
+    reference = parity.reference(
+        model,
+        tokenizer,
+        parity_conversations(layout.dataset, opts.parity_chats),
+        runtime_bos=template.runtime_bos,
+        max_tokens=opts.parity_max_tokens,
+    )
     reference_s = time.monotonic() - tick
     warnings = _warnings(trained, opts, system)
     merge_base = f"float32 dequantised from {trained.dequantised_from}" if trained.dequantised_from else "float32"
-    provenance = {"run_id": trained.run_id, "base_model": trained.base_model, "base_sha256": trained.base_sha256,
-                  "adapter_sha256": sha256_file(Path(trained.adapter) / "adapter_model.safetensors"),
-                  "dataset_sha256": trained.dataset_sha256, "merge_base": merge_base, "docpipe_version": __version__}
+    provenance = {
+        "run_id": trained.run_id,
+        "base_model": trained.base_model,
+        "base_sha256": trained.base_sha256,
+        "adapter_sha256": sha256_file(Path(trained.adapter) / "adapter_model.safetensors"),
+        "dataset_sha256": trained.dataset_sha256,
+        "merge_base": merge_base,
+        "docpipe_version": __version__,
+    }
     key = stable_hash(provenance, name, system, opts.quantizations)
     manifest_path = folder.manifest
     manifest = _read_manifest(manifest_path, key)
@@ -133,24 +151,50 @@ def run(inputs: ExportInputs, cfg: ExportConfig, *, events: EventSink = ignore) 
         figures = parity.compare(path, reference, threads=threads)
         results.append(_judge(quant, path, figures, opts, manifest["files"][quant]["write_s"], time.monotonic() - tick))
     passed = all(r.gate != "fail" for r in results)
-    write_json(folder.parity, {"passed": passed, "reference": "the trained model (base + adapter, unmerged, float32) in transformers",
-                                            "chats": len(reference.chats), "probes": len(reference.probes) + len(reference.prompts),
-                                            "notes": reference.notes,
-                                            "files": [r.model_dump(mode="json") for r in results]})
+    write_json(
+        folder.parity,
+        {
+            "passed": passed,
+            "reference": "the trained model (base + adapter, unmerged, float32) in transformers",
+            "chats": len(reference.chats),
+            "probes": len(reference.probes) + len(reference.prompts),
+            "notes": reference.notes,
+            "files": [r.model_dump(mode="json") for r in results],
+        },
+    )
     modelfile = folder.modelfile
     if passed:
         num_ctx = opts.num_ctx or trained.config.max_seq_tokens
-        atomic_write_text(modelfile, render_modelfile(
-            gguf_file=files[opts.modelfile_quantization].name, template=template, system=system, num_ctx=num_ctx,
-            license_text=trained.base_license, header=f"{name}: {trained.base_model} fine-tuned by docpipe {__version__} (run {trained.run_id})",
-            parameters={"temperature": opts.temperature, "top_p": opts.top_p, "repeat_penalty": opts.repeat_penalty}))
+        atomic_write_text(
+            modelfile,
+            render_modelfile(
+                gguf_file=files[opts.modelfile_quantization].name,
+                template=template,
+                system=system,
+                num_ctx=num_ctx,
+                license_text=trained.base_license,
+                header=f"{name}: {trained.base_model} fine-tuned by docpipe {__version__} (run {trained.run_id})",
+                parameters={"temperature": opts.temperature, "top_p": opts.top_p, "repeat_penalty": opts.repeat_penalty},
+            ),
+        )
     else:
         modelfile.unlink(missing_ok=True)  # an older Modelfile must not point at files that just failed
-    result = ExportResult(name=name, run_id=trained.run_id, base_model=trained.base_model, merge_base=merge_base,
-                          warnings=warnings, parity=results, passed=passed, modelfile=str(modelfile) if passed else None,
-                          modelfile_quantization=opts.modelfile_quantization, chat_template_family=template.family,
-                          load_s=round(load_s, 2), reference_s=round(reference_s, 2),
-                          wall_s=round(time.monotonic() - started, 2), docpipe_version=__version__)
+    result = ExportResult(
+        name=name,
+        run_id=trained.run_id,
+        base_model=trained.base_model,
+        merge_base=merge_base,
+        warnings=warnings,
+        parity=results,
+        passed=passed,
+        modelfile=str(modelfile) if passed else None,
+        modelfile_quantization=opts.modelfile_quantization,
+        chat_template_family=template.family,
+        load_s=round(load_s, 2),
+        reference_s=round(reference_s, 2),
+        wall_s=round(time.monotonic() - started, 2),
+        docpipe_version=__version__,
+    )
     from export.card import model_card
 
     atomic_write_text(folder.card, model_card(result, trained, layout))
@@ -165,19 +209,24 @@ def finished_run(layout: Layout, run_id: str | None) -> TrainResult:
     if run_id:
         path = layout.run(run_id).result
         if not path.is_file():
-            raise ExportError(f"no finished training run {run_id!r} in {layout.runs}; `docpipe status --out {out_dir}` lists them",
-                              kind=ErrorKind.missing_input)
+            raise ExportError(
+                f"no finished training run {run_id!r} in {layout.runs}; `docpipe status --out {out_dir}` lists them",
+                kind=ErrorKind.missing_input,
+            )
     else:
         done = layout.finished_runs()
         if not done:
-            raise ExportError(f"no finished training run in {out_dir}: run `docpipe train --out {out_dir}` first",
-                              kind=ErrorKind.missing_input)
+            raise ExportError(
+                f"no finished training run in {out_dir}: run `docpipe train --out {out_dir}` first", kind=ErrorKind.missing_input
+            )
         path = done[-1].result
     try:
         trained = TrainResult.model_validate_json(path.read_text(encoding="utf-8"))
     except ValueError as exc:  # pydantic's ValidationError: a truncated or edited file
-        raise ExportError(f"{path} is damaged ({_first_line(exc)}); delete {path.parent} and run `docpipe train --out "
-                          f"{out_dir}` again", kind=ErrorKind.damaged) from None
+        raise ExportError(
+            f"{path} is damaged ({_first_line(exc)}); delete {path.parent} and run `docpipe train --out {out_dir}` again",
+            kind=ErrorKind.damaged,
+        ) from None
     # The adapter beside the result, not the path recorded at training time: the output folder may have moved.
     return trained.model_copy(update={"adapter": str(layout.run(path.parent.name).adapter)})
 
@@ -193,8 +242,10 @@ def _base_folder(trained: TrainResult, layout: Layout) -> Path:
     except pretrained.BaseModelError as exc:
         raise ExportError(f"the run's base model folder {base} is gone and cannot be made again: {exc}") from None
     if again.sha256 != trained.base_sha256:
-        raise ExportError(f"the run's base model folder {base} is gone, and {trained.base_model} is now a different "
-                          "model; train again with `docpipe train`")
+        raise ExportError(
+            f"the run's base model folder {base} is gone, and {trained.base_model} is now a different "
+            "model; train again with `docpipe train`"
+        )
     return again.path
 
 
@@ -226,8 +277,9 @@ def parity_conversations(dataset: DatasetLayout, count: int) -> list[list[dict]]
         chats = [[m.model_dump() for m in r.messages] for r in _training_records(path, count)]
         if chats:
             return chats
-    raise ExportError(f"no conversations in {dataset.root} to check the export against; run `docpipe generate` first",
-                      kind=ErrorKind.missing_input)
+    raise ExportError(
+        f"no conversations in {dataset.root} to check the export against; run `docpipe generate` first", kind=ErrorKind.missing_input
+    )
 
 
 def _training_records(path: Path, limit: int) -> list[TrainingRecord]:
@@ -251,10 +303,14 @@ def _metadata(name: str, trained: TrainResult, chat_template: str, system: str, 
     from export.chat import SYSTEM_PROMPT
     from export.vocab import Field
 
-    fields = [Field("general.name", name, T.STRING), Field("general.type", "model", T.STRING),
-              Field("general.base_model.count", 1, T.UINT32),
-              Field("general.base_model.0.name", trained.base_model, T.STRING),
-              Field("tokenizer.chat_template", chat_template, T.STRING), Field(SYSTEM_PROMPT, system, T.STRING)]
+    fields = [
+        Field("general.name", name, T.STRING),
+        Field("general.type", "model", T.STRING),
+        Field("general.base_model.count", 1, T.UINT32),
+        Field("general.base_model.0.name", trained.base_model, T.STRING),
+        Field("tokenizer.chat_template", chat_template, T.STRING),
+        Field(SYSTEM_PROMPT, system, T.STRING),
+    ]
     if trained.base_license:
         fields.append(Field("general.license", trained.base_license, T.STRING))
     fields += [Field(f"general.docpipe.{key}", str(value), T.STRING) for key, value in provenance.items() if value]
@@ -272,8 +328,16 @@ def _judge(quant: str, path: Path, figures: dict, opts: ExportConfig, write_s: f
     if limits and figures["mean_kl"] is not None and figures["mean_kl"] > limits.max_mean_kl:
         reasons.append(f"mean KL {figures['mean_kl']:.2e} > {limits.max_mean_kl}")
     gate = "fail" if reasons else ("pass" if limits else "report")
-    return QuantParity(quantization=quant, file=path.name, size_mb=round(path.stat().st_size / 2**20, 1),
-                       write_s=round(write_s, 2), check_s=round(check_s, 2), gate=gate, reason="; ".join(reasons) or None, **figures)
+    return QuantParity(
+        quantization=quant,
+        file=path.name,
+        size_mb=round(path.stat().st_size / 2**20, 1),
+        write_s=round(write_s, 2),
+        check_s=round(check_s, 2),
+        gate=gate,
+        reason="; ".join(reasons) or None,
+        **figures,
+    )
 
 
 def _warnings(trained: TrainResult, opts: ExportConfig, system: str) -> list[str]:
@@ -281,20 +345,26 @@ def _warnings(trained: TrainResult, opts: ExportConfig, system: str) -> list[str
 
     warnings = []
     if trained.dequantised_from:
-        warnings.append(f"the base was dequantised from {trained.dequantised_from}: the F16 file holds those weights plus the "
-                        "fine-tune, and quantising it again compounds rounding (see parity.json for what it cost)")
+        warnings.append(
+            f"the base was dequantised from {trained.dequantised_from}: the F16 file holds those weights plus the "
+            "fine-tune, and quantising it again compounds rounding (see parity.json for what it cost)"
+        )
     if opts.modelfile_quantization not in opts.gate:
         warnings.append(f"the Modelfile uses {opts.modelfile_quantization}, whose parity is reported but not gated")
     if altered(system):
-        warnings.append("the system prompt holds text an Ollama Modelfile cannot carry as is (a line ending in \"\"\" or "
-                        "invisible control characters); the Modelfile's SYSTEM differs from training there")
+        warnings.append(
+            'the system prompt holds text an Ollama Modelfile cannot carry as is (a line ending in """ or '
+            "invisible control characters); the Modelfile's SYSTEM differs from training there"
+        )
     return warnings
 
 
 def _check_quantizations(opts: ExportConfig) -> None:
     if opts.modelfile_quantization not in opts.quantizations:
-        raise ExportError(f"export.modelfile_quantization {opts.modelfile_quantization!r} is not in export.quantizations "
-                          f"({', '.join(opts.quantizations)})")
+        raise ExportError(
+            f"export.modelfile_quantization {opts.modelfile_quantization!r} is not in export.quantizations "
+            f"({', '.join(opts.quantizations)})"
+        )
     if len(set(opts.quantizations)) != len(opts.quantizations):
         raise ExportError("export.quantizations lists a type twice")
     if sum(q in FLOATS for q in opts.quantizations) > 1:

@@ -55,8 +55,10 @@ def hf_tokenizer(folder: Path, tokenizer: Any, vocab_size: int) -> list[Field]:
 
     spec = tokenizer_spec(tokenizer)
     if spec is None:
-        raise ExportError(f"the tokenizer in {folder} is not a fast (tokenizers) one: docpipe exports byte-level BPE "
-                          "tokenizers from HF folders, and SentencePiece ones only from a base that came as a GGUF")
+        raise ExportError(
+            f"the tokenizer in {folder} is not a fast (tokenizers) one: docpipe exports byte-level BPE "
+            "tokenizers from HF folders, and SentencePiece ones only from a base that came as a GGUF"
+        )
     model = spec["model"]
     if model.get("type") != "BPE" or model.get("byte_fallback"):
         raise ExportError(f"the tokenizer in {folder} is not a byte-level BPE: docpipe cannot write its GGUF vocabulary")
@@ -71,8 +73,7 @@ def hf_tokenizer(folder: Path, tokenizer: Any, vocab_size: int) -> list[Field]:
             types.append(TokenType.UNUSED)
         else:
             tokens.append(by_id[i])
-            types.append(TokenType.NORMAL if i not in added else
-                         TokenType.CONTROL if added[i].get("special") else TokenType.USER_DEFINED)
+            types.append(TokenType.NORMAL if i not in added else TokenType.CONTROL if added[i].get("special") else TokenType.USER_DEFINED)
     merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
     probe = tokenizer("a")["input_ids"]  # what the tokenizer adds on its own, as the model saw it in training
     fields = [
@@ -84,8 +85,12 @@ def hf_tokenizer(folder: Path, tokenizer: Any, vocab_size: int) -> list[Field]:
         Field("tokenizer.ggml.add_bos_token", tokenizer.bos_token_id is not None and probe[:1] == [tokenizer.bos_token_id], T.BOOL),
         Field("tokenizer.ggml.add_eos_token", tokenizer.eos_token_id is not None and probe[-1:] == [tokenizer.eos_token_id], T.BOOL),
     ]
-    for key, token_id in (("bos", tokenizer.bos_token_id), ("eos", tokenizer.eos_token_id),
-                          ("padding", tokenizer.pad_token_id), ("unknown", tokenizer.unk_token_id)):
+    for key, token_id in (
+        ("bos", tokenizer.bos_token_id),
+        ("eos", tokenizer.eos_token_id),
+        ("padding", tokenizer.pad_token_id),
+        ("unknown", tokenizer.unk_token_id),
+    ):
         if token_id is not None:
             fields.append(Field(f"tokenizer.ggml.{key}_token_id", token_id, T.UINT32))
     return fields
@@ -113,5 +118,7 @@ def _pre_label(pre: dict | None, folder: Path) -> str:
         label = _SPLIT_LABELS.get(steps[0].get("pattern", {}).get("Regex"))
         if label:
             return label
-    raise ExportError(f"the tokenizer in {folder} splits text in a way llama.cpp has no name for: its GGUF would "
-                      "tokenise differently from training, so docpipe does not write it")
+    raise ExportError(
+        f"the tokenizer in {folder} splits text in a way llama.cpp has no name for: its GGUF would "
+        "tokenise differently from training, so docpipe does not write it"
+    )

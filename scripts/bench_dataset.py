@@ -108,9 +108,16 @@ def generation(documents: Path, sample: int) -> dict:
                 written += 1
                 accepted += isinstance(check(Draft.of(p, chunk.id, "", ""), source, cfg), QAPair)
         minutes = (time.perf_counter() - started) / 60
-        return {"chunks": len(subset), "seconds": round(minutes * 60, 2), "model_calls": calls, "tiers": tiers,
-                "pairs_written": written, "pairs_passing_checks": accepted,
-                "written_per_min": round(written / minutes, 1), "passing_per_min": round(accepted / minutes, 1)}
+        return {
+            "chunks": len(subset),
+            "seconds": round(minutes * 60, 2),
+            "model_calls": calls,
+            "tiers": tiers,
+            "pairs_written": written,
+            "pairs_passing_checks": accepted,
+            "written_per_min": round(written / minutes, 1),
+            "passing_per_min": round(accepted / minutes, 1),
+        }
 
     result = {"extractive_all_chunks": measure(QAWriter(None), chunks)}
     llm = open_llm(LLMConfig(), cache_dir=None)
@@ -140,7 +147,11 @@ def main() -> None:
     report = {
         "pairs": len(pairs),
         "planted_repeats": len(planted),
-        "exact_hash_baseline": {"seconds": round(baseline_s, 3), "found": len(baseline), "recall": round(len(baseline & planted) / len(planted), 4)},
+        "exact_hash_baseline": {
+            "seconds": round(baseline_s, 3),
+            "found": len(baseline),
+            "recall": round(len(baseline & planted) / len(planted), 4),
+        },
         "docpipe_minhash_lsh": {
             "seconds": round(docpipe_s, 3),
             "found": len(dropped),

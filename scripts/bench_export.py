@@ -54,15 +54,23 @@ def bench_docpipe(out: Path, threads: int) -> dict:
     config = out / "bench-export.yaml"
     config.write_text(f"export: {{threads: {threads}}}\n")
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "docpipe", "export", "--out", str(out), "--config", str(config)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "docpipe", "export", "--out", str(out), "--config", str(config)], capture_output=True, text=True
+    )
     wall = time.monotonic() - started
     if proc.returncode != 0:
         raise SystemExit(f"docpipe export failed:\n{proc.stdout}\n{proc.stderr}")
     result = json.loads((out / "export" / "export_result.json").read_text())
-    return {"wall_s": round(wall, 1), "passed": result["passed"], "load_s": result["load_s"], "reference_s": result["reference_s"],
-            "files": {p["quantization"]: {k: p[k] for k in ("file", "size_mb", "write_s", "check_s", "top1_agreement", "mean_kl", "gate")}
-                      for p in result["parity"]}}
+    return {
+        "wall_s": round(wall, 1),
+        "passed": result["passed"],
+        "load_s": result["load_s"],
+        "reference_s": result["reference_s"],
+        "files": {
+            p["quantization"]: {k: p[k] for k in ("file", "size_mb", "write_s", "check_s", "top1_agreement", "mean_kl", "gate")}
+            for p in result["parity"]
+        },
+    }
 
 
 def converter_path(cache: Path) -> Path:
@@ -96,9 +104,20 @@ def bench_baseline(out: Path, cache: Path, threads: int) -> dict:
     times["merge_and_save_s"] = time.monotonic() - started
     converter = converter_path(cache)
     tick = time.monotonic()
-    proc = subprocess.run([sys.executable, str(converter / "convert_hf_to_gguf.py"), str(work / "merged"), "--outtype", "f16",
-                           "--outfile", str(work / "baseline-f16.gguf")],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(converter)})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(converter / "convert_hf_to_gguf.py"),
+            str(work / "merged"),
+            "--outtype",
+            "f16",
+            "--outfile",
+            str(work / "baseline-f16.gguf"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(converter)},
+    )
     times["convert_f16_s"] = time.monotonic() - tick
     if proc.returncode != 0:
         return {"converted": False, "error": (proc.stderr.strip().splitlines() or ["?"])[-1], **_rounded(times)}
@@ -107,9 +126,13 @@ def bench_baseline(out: Path, cache: Path, threads: int) -> dict:
         quantize(work / "baseline-f16.gguf", work / f"baseline-{quant}.gguf", quant, threads)
         times[f"quantize_{quant}_s"] = time.monotonic() - tick
     times["wall_s"] = time.monotonic() - started
-    return {"converted": True, **_rounded(times), "files": {q: {"size_mb": round((work / f"baseline-{q}.gguf").stat().st_size / 2**20, 1)} for q in QUANTS},
-            "f16_tensors_equal_docpipe": _same_tensors(work / "baseline-f16.gguf", next((out / "export").glob("*-f16.gguf"))),
-            "parity": _parity(out, trained, work, threads)}
+    return {
+        "converted": True,
+        **_rounded(times),
+        "files": {q: {"size_mb": round((work / f"baseline-{q}.gguf").stat().st_size / 2**20, 1)} for q in QUANTS},
+        "f16_tensors_equal_docpipe": _same_tensors(work / "baseline-f16.gguf", next((out / "export").glob("*-f16.gguf"))),
+        "parity": _parity(out, trained, work, threads),
+    }
 
 
 def _same_tensors(theirs: Path, ours: Path) -> dict:
@@ -120,7 +143,12 @@ def _same_tensors(theirs: Path, ours: Path) -> dict:
     a = {t.name: t for t in GGUFReader(theirs).tensors}
     b = {t.name: t for t in GGUFReader(ours).tensors}
     equal = [name for name in a if name in b and a[name].tensor_type == b[name].tensor_type and np.array_equal(a[name].data, b[name].data)]
-    return {"tensors": len(a), "identical": len(equal), "only_in_baseline": sorted(set(a) - set(b)), "only_in_docpipe": sorted(set(b) - set(a))}
+    return {
+        "tensors": len(a),
+        "identical": len(equal),
+        "only_in_baseline": sorted(set(a) - set(b)),
+        "only_in_docpipe": sorted(set(b) - set(a)),
+    }
 
 
 def _parity(out: Path, trained, work: Path, threads: int) -> dict:
@@ -135,8 +163,12 @@ def _parity(out: Path, trained, work: Path, threads: int) -> dict:
     figures = {}
     for quant in QUANTS:
         found = parity.compare(work / f"baseline-{quant}.gguf", ref, threads=threads)
-        figures[quant] = {"token_mismatches": len(found["token_mismatches"]), "first_mismatch": (found["token_mismatches"] or [None])[0],
-                          "top1_agreement": found["top1_agreement"], "mean_kl": found["mean_kl"]}
+        figures[quant] = {
+            "token_mismatches": len(found["token_mismatches"]),
+            "first_mismatch": (found["token_mismatches"] or [None])[0],
+            "top1_agreement": found["top1_agreement"],
+            "mean_kl": found["mean_kl"],
+        }
     return figures
 
 
@@ -162,9 +194,14 @@ def main() -> None:
         print("baseline: peft merge + llama.cpp's convert_hf_to_gguf.py + llama.cpp quantize ...", flush=True)
         baseline = bench_baseline(out, args.cache, args.threads)
         print(json.dumps(baseline, indent=1), flush=True)
-    report = {"machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-              "threads": args.threads, "target": "f16 + q8_0 + q4_k_m + parity in < 60 s",
-              "docpipe": docpipe, "meets_target": docpipe["wall_s"] < 60, "baseline": baseline}
+    report = {
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "threads": args.threads,
+        "target": "f16 + q8_0 + q4_k_m + parity in < 60 s",
+        "docpipe": docpipe,
+        "meets_target": docpipe["wall_s"] < 60,
+        "baseline": baseline,
+    }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.json}")

@@ -40,9 +40,18 @@ SYSTEM = (
 _TEXT = {"type": "string", "minLength": 3, "maxLength": 200}
 SCHEMA = {  # the shape of docpipe's Q&A writer reply (docpipe/qa/agents.py DraftPairs)
     "type": "object",
-    "properties": {"pairs": {"type": "array", "minItems": 1, "maxItems": 4, "items": {
-        "type": "object", "properties": {"question": _TEXT, "answer": _TEXT, "quote": _TEXT},
-        "required": ["question", "answer", "quote"]}}},
+    "properties": {
+        "pairs": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 4,
+            "items": {
+                "type": "object",
+                "properties": {"question": _TEXT, "answer": _TEXT, "quote": _TEXT},
+                "required": ["question", "answer", "quote"],
+            },
+        }
+    },
     "required": ["pairs"],
 }
 PASSAGES = [
@@ -74,8 +83,9 @@ def requests(n: int) -> list[list[ChatMessage]]:
 def _raw_llama(path: Path, cfg: LLMConfig, threads: int):
     import llama_cpp
 
-    return llama_cpp.Llama(model_path=str(path), n_ctx=cfg.context_tokens, n_threads=threads,
-                           n_threads_batch=threads, seed=cfg.seed, verbose=False)
+    return llama_cpp.Llama(
+        model_path=str(path), n_ctx=cfg.context_tokens, n_threads=threads, n_threads_batch=threads, seed=cfg.seed, verbose=False
+    )
 
 
 def _raw_call(llama, messages: list[ChatMessage], schema: dict, params: GenerationParams, reset: bool) -> tuple[str, int, float]:
@@ -133,7 +143,10 @@ def main() -> None:
             direct.append(_raw_call(raw, messages, schema, params, reset=True))
             through_gateway.append(_gateway_call(gateway, messages, schema))
         reuse.append(_raw_call(raw_reuse, messages, schema, params, reset=False))
-        print(f"prompt {i + 1}/{len(asks)}: gateway {through_gateway[-1][2]:.2f} s, raw {direct[-1][2]:.2f} s, {direct[-1][1]} tokens", flush=True)
+        print(
+            f"prompt {i + 1}/{len(asks)}: gateway {through_gateway[-1][2]:.2f} s, raw {direct[-1][2]:.2f} s, {direct[-1][1]} tokens",
+            flush=True,
+        )
 
     gw, rw = _summary(through_gateway), _summary(direct)
     per_prompt = [(g[2] - r[2]) / r[2] * 100 for g, r in zip(through_gateway, direct)]
@@ -149,7 +162,8 @@ def main() -> None:
         "overhead_pct": round((rw["tokens_per_s"] - gw["tokens_per_s"]) / rw["tokens_per_s"] * 100, 2),
         "median_per_prompt_overhead_pct": round(statistics.median(per_prompt), 2),
         "identical_replies": sum(g[0] == r[0] for g, r in zip(through_gateway, direct)),
-        "raw_llama_cpp_prefix_reuse": _summary(reuse) | {"note": "llama-cpp-python default (no reset): faster prompts, replies depend on the call before"},
+        "raw_llama_cpp_prefix_reuse": _summary(reuse)
+        | {"note": "llama-cpp-python default (no reset): faster prompts, replies depend on the call before"},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

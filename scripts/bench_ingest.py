@@ -36,7 +36,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "ingest.json")
     parser.add_argument("--timeout", type=float, default=300, help="per-file limit for the baseline loops (s)")
     parser.add_argument(
-        "--baseline-python", type=Path, default=Path(sys.executable),
+        "--baseline-python",
+        type=Path,
+        default=Path(sys.executable),
         help="interpreter for the baseline loops: one with unstructured's pdf/image extras, which docpipe does not install",
     )
     parser.add_argument("--baseline", choices=["unstructured", "kreuzberg"], help=argparse.SUPPRESS)
@@ -59,7 +61,18 @@ def _bench(corpus: Path, out: Path, timeout: float, baseline_python: Path) -> No
     methods, texts = {}, {}
     for name in ("unstructured", "kreuzberg"):
         result = work / f"{name}.json"
-        cmd = [str(baseline_python), __file__, "--baseline", name, "--files", str(listing), "--result", str(result), "--timeout", str(timeout)]
+        cmd = [
+            str(baseline_python),
+            __file__,
+            "--baseline",
+            name,
+            "--files",
+            str(listing),
+            "--result",
+            str(result),
+            "--timeout",
+            str(timeout),
+        ]
         seconds, peak = _measure(cmd)
         per_file = json.loads(result.read_text())
         texts[name] = {rel: r["text"] for rel, r in per_file.items()}
@@ -70,7 +83,10 @@ def _bench(corpus: Path, out: Path, timeout: float, baseline_python: Path) -> No
     warm, warm_peak = _measure(ingest)
     docs = {d["path"]: d for d in map(json.loads, (work / "docpipe-out" / "documents.jsonl").read_text().splitlines())}
     texts["docpipe"] = {rel: docs[rel]["text"] for rel in docs}
-    per_docpipe = {rel: {"text": d["text"], "seconds": d["seconds"], "error": d["reason"] if d["status"] == "failed" else None} for rel, d in docs.items()}
+    per_docpipe = {
+        rel: {"text": d["text"], "seconds": d["seconds"], "error": d["reason"] if d["status"] == "failed" else None}
+        for rel, d in docs.items()
+    }
     methods["docpipe_cold"] = _summary(cold, cold_peak, len(files), total_bytes, per_docpipe)
     methods["docpipe_warm"] = {"seconds": round(warm, 2), "peak_rss_mb": warm_peak, "share_of_cold": round(warm / cold, 4)}
     per_file, recall = _recall(files, docs, texts)
@@ -144,19 +160,22 @@ def _recall(files, docs: dict, texts: dict[str, dict[str, str]]) -> tuple[list[d
         row = {m: round(len(w & union) / len(union), 4) for m, w in words.items()}
         for m, value in row.items():
             recall[m].append(value)
-        per_file.append({
-            "path": f.rel,
-            "format": docs.get(f.rel, {}).get("format"),
-            "engine": docs.get(f.rel, {}).get("engine"),
-            "chars": {m: len(texts[m].get(f.rel, "")) for m in texts},
-            "recall": row,
-        })
+        per_file.append(
+            {
+                "path": f.rel,
+                "format": docs.get(f.rel, {}).get("format"),
+                "engine": docs.get(f.rel, {}).get("engine"),
+                "chars": {m: len(texts[m].get(f.rel, "")) for m in texts},
+                "recall": row,
+            }
+        )
     return per_file, recall
 
 
 def _baseline_loop(engine: str, files: list[list[str]], result: Path, timeout: float) -> None:
     """The loop a user would write, one file after another in one process."""
     extract = _unstructured_extract() if engine == "unstructured" else _kreuzberg_extract()
+
     def over_time(*_):
         raise TimeoutError(f"over {timeout:g} s")
 

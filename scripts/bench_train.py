@@ -77,17 +77,31 @@ def run_docpipe(args, train: list[dict], adapter: Path) -> dict:
     from trainers.backend import TrainJob
     from trainers.hf_backend import BACKEND
 
-    opts = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, threads=args.threads, seed=args.seed,
-                       checkpoint_minutes=1e6, evals_per_epoch=1)
+    opts = TrainConfig(
+        max_steps=args.steps, batch_size=args.batch_size, threads=args.threads, seed=args.seed, checkpoint_minutes=1e6, evals_per_epoch=1
+    )
     base = resolve(str(args.base_model), args.cache)
     job = TrainJob("sft", base, train, [], StageWorkLayout(args.work / "docpipe"), opts, 1, "cpu", args.threads)
     result = BACKEND.sft(job)
     shutil.copytree(result.adapter, adapter)
-    return {"steps": result.steps, "tokens": result.tokens, "step_seconds": result.tokens / result.tokens_per_s,
-            "wall_s": result.wall_s, "peak_rss_mb": _peak_rss_mb(), "threads_seen": torch.get_num_threads(),
-            "precision": {"bf16": False, "fp16": False, "model_dtype": "torch.float32", "autocast": "no",
-                          "gradient_checkpointing": False, "packing": False, "loss_on": "assistant tokens",
-                          "learning_rate": opts.learning_rate}}
+    return {
+        "steps": result.steps,
+        "tokens": result.tokens,
+        "step_seconds": result.tokens / result.tokens_per_s,
+        "wall_s": result.wall_s,
+        "peak_rss_mb": _peak_rss_mb(),
+        "threads_seen": torch.get_num_threads(),
+        "precision": {
+            "bf16": False,
+            "fp16": False,
+            "model_dtype": "torch.float32",
+            "autocast": "no",
+            "gradient_checkpointing": False,
+            "packing": False,
+            "loss_on": "assistant tokens",
+            "learning_rate": opts.learning_rate,
+        },
+    }
 
 
 def run_plain_trl(args, train: list[dict], adapter: Path) -> dict:
@@ -112,8 +126,15 @@ def run_plain_trl(args, train: list[dict], adapter: Path) -> dict:
 
     torch.set_num_threads(args.threads)
     dataset = Dataset.from_list([{"messages": r["prompt"] + r["completion"]} for r in train])
-    config = SFTConfig(output_dir=str(args.work / "plain"), max_steps=args.steps, per_device_train_batch_size=args.batch_size,
-                       report_to="none", seed=args.seed, use_cpu=True, include_num_input_tokens_seen="non_padding")
+    config = SFTConfig(
+        output_dir=str(args.work / "plain"),
+        max_steps=args.steps,
+        per_device_train_batch_size=args.batch_size,
+        report_to="none",
+        seed=args.seed,
+        use_cpu=True,
+        include_num_input_tokens_seen="non_padding",
+    )
     lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=str(args.base_model), train_dataset=dataset, args=config, peft_config=lora)
     timer = StepTimer()
@@ -122,14 +143,24 @@ def run_plain_trl(args, train: list[dict], adapter: Path) -> dict:
     trainer.train()
     trainer.save_model(str(adapter))
     wall = time.perf_counter() - started
-    return {"steps": trainer.state.global_step, "tokens": int(trainer.state.num_input_tokens_seen),
-            "step_seconds": timer.seconds, "wall_s": round(wall, 2), "peak_rss_mb": _peak_rss_mb(),
-            "threads_seen": torch.get_num_threads(),
-            "precision": {"bf16": trainer.args.bf16, "fp16": trainer.args.fp16, "model_dtype": str(trainer.model.dtype),
-                          "autocast": str(trainer.accelerator.mixed_precision),
-                          "gradient_checkpointing": trainer.args.gradient_checkpointing, "packing": trainer.args.packing,
-                          "loss_on": "assistant tokens" if trainer.args.assistant_only_loss else "whole conversation",
-                          "learning_rate": trainer.args.learning_rate}}
+    return {
+        "steps": trainer.state.global_step,
+        "tokens": int(trainer.state.num_input_tokens_seen),
+        "step_seconds": timer.seconds,
+        "wall_s": round(wall, 2),
+        "peak_rss_mb": _peak_rss_mb(),
+        "threads_seen": torch.get_num_threads(),
+        "precision": {
+            "bf16": trainer.args.bf16,
+            "fp16": trainer.args.fp16,
+            "model_dtype": str(trainer.model.dtype),
+            "autocast": str(trainer.accelerator.mixed_precision),
+            "gradient_checkpointing": trainer.args.gradient_checkpointing,
+            "packing": trainer.args.packing,
+            "loss_on": "assistant tokens" if trainer.args.assistant_only_loss else "whole conversation",
+            "learning_rate": trainer.args.learning_rate,
+        },
+    }
 
 
 def held_out_loss(base_path: Path, adapter: Path | None, rows: list[dict], max_tokens: int = 1024) -> float:
@@ -184,21 +215,34 @@ def flops_per_token(base_path: Path, lora_rank: int = 16) -> dict:
 
 def _summary(child: dict, flops: dict, gflops: float) -> dict:
     tokens_per_s = child["tokens"] / child["step_seconds"]
-    return {"tokens": child["tokens"], "tokens_per_s": round(tokens_per_s, 1),
-            "s_per_step": round(child["step_seconds"] / child["steps"], 3),
-            "wall_s_per_step": round(child["wall_s"] / child["steps"], 3), "steps": child["steps"],
-            "peak_rss_mb": child["peak_rss_mb"], "held_out_loss": round(child["held_out_loss"], 4),
-            "threads_seen": child["threads_seen"], "precision": child["precision"],
-            "mfu_6n": round(flops["flops_6n"] * tokens_per_s / (gflops * 1e9), 4),
-            "mfu_4n": round(flops["flops_4n"] * tokens_per_s / (gflops * 1e9), 4)}
+    return {
+        "tokens": child["tokens"],
+        "tokens_per_s": round(tokens_per_s, 1),
+        "s_per_step": round(child["step_seconds"] / child["steps"], 3),
+        "wall_s_per_step": round(child["wall_s"] / child["steps"], 3),
+        "steps": child["steps"],
+        "peak_rss_mb": child["peak_rss_mb"],
+        "held_out_loss": round(child["held_out_loss"], 4),
+        "threads_seen": child["threads_seen"],
+        "precision": child["precision"],
+        "mfu_6n": round(flops["flops_6n"] * tokens_per_s / (gflops * 1e9), 4),
+        "mfu_4n": round(flops["flops_4n"] * tokens_per_s / (gflops * 1e9), 4),
+    }
 
 
 def _machine(threads: int) -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"cores": os.cpu_count(), "cpu": cpu, "threads": threads, "load_avg_1m": os.getloadavg()[0],
-            "python": platform.python_version(),
-            **{pkg: version(pkg) for pkg in ("torch", "transformers", "trl", "peft", "datasets", "accelerate")}}
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+        platform.processor(),
+    )
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "threads": threads,
+        "load_avg_1m": os.getloadavg()[0],
+        "python": platform.python_version(),
+        **{pkg: version(pkg) for pkg in ("torch", "transformers", "trl", "peft", "datasets", "accelerate")},
+    }
 
 
 def _run_child(name: str, args, argv: list[str]) -> dict:
@@ -246,27 +290,45 @@ def report(args, children: dict, gflops: float) -> dict:
     speedup = ours["tokens_per_s"] / plain["tokens_per_s"]
     return {
         "machine": _machine(args.threads),
-        "settings": {"base_model": str(args.base_model), "dataset": str(args.dataset), "steps": args.steps,
-                     "batch_size": args.batch_size, "threads": args.threads, "eval_pairs": args.eval_pairs,
-                     "seed": args.seed, "quick": args.quick},
-        "matmul_gflops": round(gflops, 1), "matmul_shape_mkn": list(MATMUL),
-        "flops_per_token": flops | {"note": (
-            "N = every parameter of the base model once (a tied lm_head shares the embedding: counted once, as the "
-            "output matmul; the input embedding is a lookup). Attention-score FLOPs and gradient-checkpointing "
-            "recomputation are not counted. mfu_6n: the usual 6N (forward 2N, backward 4N). mfu_4n: LoRA-aware, "
-            "4N for the frozen weights (forward + input gradient, no weight gradient) plus 6N for the LoRA weights "
-            "(r=16 on all linear layers). The target is judged on mfu_6n, the usual meaning of MFU.")},
-        "docpipe": ours, "plain_trl": plain,
-        "speedup": round(speedup, 3), "loss_delta": round(ours["held_out_loss"] - plain["held_out_loss"], 4),
-        "targets_met": {"speedup_ge_1_5": speedup >= TARGETS["speedup"],
-                        "held_out_loss_le_plain": ours["held_out_loss"] <= plain["held_out_loss"],
-                        "mfu_6n_ge_0_6": ours["mfu_6n"] >= TARGETS["mfu"]},
+        "settings": {
+            "base_model": str(args.base_model),
+            "dataset": str(args.dataset),
+            "steps": args.steps,
+            "batch_size": args.batch_size,
+            "threads": args.threads,
+            "eval_pairs": args.eval_pairs,
+            "seed": args.seed,
+            "quick": args.quick,
+        },
+        "matmul_gflops": round(gflops, 1),
+        "matmul_shape_mkn": list(MATMUL),
+        "flops_per_token": flops
+        | {
+            "note": (
+                "N = every parameter of the base model once (a tied lm_head shares the embedding: counted once, as the "
+                "output matmul; the input embedding is a lookup). Attention-score FLOPs and gradient-checkpointing "
+                "recomputation are not counted. mfu_6n: the usual 6N (forward 2N, backward 4N). mfu_4n: LoRA-aware, "
+                "4N for the frozen weights (forward + input gradient, no weight gradient) plus 6N for the LoRA weights "
+                "(r=16 on all linear layers). The target is judged on mfu_6n, the usual meaning of MFU."
+            )
+        },
+        "docpipe": ours,
+        "plain_trl": plain,
+        "speedup": round(speedup, 3),
+        "loss_delta": round(ours["held_out_loss"] - plain["held_out_loss"], 4),
+        "targets_met": {
+            "speedup_ge_1_5": speedup >= TARGETS["speedup"],
+            "held_out_loss_le_plain": ours["held_out_loss"] <= plain["held_out_loss"],
+            "mfu_6n_ge_0_6": ours["mfu_6n"] >= TARGETS["mfu"],
+        },
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", type=Path, help="A `docpipe generate` dataset/ folder (default: made from ../shared/corpus with --model none).")
+    parser.add_argument(
+        "--dataset", type=Path, help="A `docpipe generate` dataset/ folder (default: made from ../shared/corpus with --model none)."
+    )
     parser.add_argument("--base-model", default="smollm2-135m-instruct")
     parser.add_argument("--cache", type=Path, default=ROOT / "bench-results" / ".cache")
     parser.add_argument("--steps", type=int, default=20, help="Optimiser steps per contender.")
@@ -287,9 +349,24 @@ def main() -> None:
         _inputs(args, args.work)
         gflops = matmul_gflops(args.threads)
         print(f"fp32 matmul {MATMUL}: {gflops:.1f} GFLOP/s with {args.threads} thread(s)", flush=True)
-        argv = ["--base-model", str(args.base_model), "--dataset", str(args.dataset), "--steps", str(args.steps),
-                "--batch-size", str(args.batch_size), "--threads", str(args.threads),
-                "--eval-pairs", str(args.eval_pairs), "--seed", str(args.seed), "--cache", str(args.cache)]
+        argv = [
+            "--base-model",
+            str(args.base_model),
+            "--dataset",
+            str(args.dataset),
+            "--steps",
+            str(args.steps),
+            "--batch-size",
+            str(args.batch_size),
+            "--threads",
+            str(args.threads),
+            "--eval-pairs",
+            str(args.eval_pairs),
+            "--seed",
+            str(args.seed),
+            "--cache",
+            str(args.cache),
+        ]
         children = {name: _run_child(name, args, argv) for name in ("docpipe", "plain_trl")}
         result = report(args, children, gflops)
     args.out = args.out or ROOT / "bench-results" / ("train-quick.json" if args.quick else "train.json")
@@ -297,9 +374,11 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     ours, plain = result["docpipe"], result["plain_trl"]
-    print(f"\ndocpipe {ours['tokens_per_s']} tok/s vs plain TRL {plain['tokens_per_s']} tok/s: {result['speedup']}x; "
-          f"held-out loss {ours['held_out_loss']} vs {plain['held_out_loss']}; MFU(6N) {ours['mfu_6n']:.1%} "
-          f"of {result['matmul_gflops']} GFLOP/s; targets met: {result['targets_met']}")
+    print(
+        f"\ndocpipe {ours['tokens_per_s']} tok/s vs plain TRL {plain['tokens_per_s']} tok/s: {result['speedup']}x; "
+        f"held-out loss {ours['held_out_loss']} vs {plain['held_out_loss']}; MFU(6N) {ours['mfu_6n']:.1%} "
+        f"of {result['matmul_gflops']} GFLOP/s; targets met: {result['targets_met']}"
+    )
 
 
 if __name__ == "__main__":

@@ -21,16 +21,18 @@ def _sentences(n: int, topic: str) -> str:
     return " ".join(f"Sentence {i} about {topic} has seven words." for i in range(n))
 
 
-GUIDE = _doc([
-    Block(ElementKind.title, "Guide", level=1, page=1),
-    Block(ElementKind.text, "The guide explains the archive.", page=1),
-    Block(ElementKind.title, "Opening hours", level=2, page=1),
-    Block(ElementKind.text, "The reading room opens at nine.", page=1),
-    Block(ElementKind.table, "day | open\nMon | 9\nTue | 9", page=2),
-    Block(ElementKind.title, "Rules", level=2, page=2),
-    Block(ElementKind.text, _sentences(30, "rules"), page=2),
-    Block(ElementKind.table, "\n".join(f"row {i} | value {i}" for i in range(40)), page=3),
-])
+GUIDE = _doc(
+    [
+        Block(ElementKind.title, "Guide", level=1, page=1),
+        Block(ElementKind.text, "The guide explains the archive.", page=1),
+        Block(ElementKind.title, "Opening hours", level=2, page=1),
+        Block(ElementKind.text, "The reading room opens at nine.", page=1),
+        Block(ElementKind.table, "day | open\nMon | 9\nTue | 9", page=2),
+        Block(ElementKind.title, "Rules", level=2, page=2),
+        Block(ElementKind.text, _sentences(30, "rules"), page=2),
+        Block(ElementKind.table, "\n".join(f"row {i} | value {i}" for i in range(40)), page=3),
+    ]
+)
 
 
 def test_chunks_are_exact_spans_with_provenance():

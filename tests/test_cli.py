@@ -102,10 +102,18 @@ def _documents(out):
     from docpipe.store import write_jsonl
     from tests.qa.builders import document
 
-    write_jsonl(out / "documents.jsonl", [document("guide.txt", [
-        ("The Alder Reading Room opens at 8:30 on weekdays.", None),
-        ("Borrowers may keep short loan books for 48 hours. The late fine is 2 euros per day.", None),
-    ])])
+    write_jsonl(
+        out / "documents.jsonl",
+        [
+            document(
+                "guide.txt",
+                [
+                    ("The Alder Reading Room opens at 8:30 on weekdays.", None),
+                    ("Borrowers may keep short loan books for 48 hours. The late fine is 2 euros per day.", None),
+                ],
+            )
+        ],
+    )
 
 
 def test_generate_before_ingest_says_what_to_run(tmp_path):

@@ -22,8 +22,16 @@ from docpipe.runtime.chat_format import ABSTAIN_ANSWER, render_answer, to_messag
 from docpipe.store import RecordError, read_records, write_jsonl
 
 CITATION = Citation(path="guide.pdf", doc_id="d1", page=3, quote="The pump runs at 40 litres per minute.", start=10, end=48)
-PAIR = QAPair(id="p1", question="How fast does the pump run?", answer="40 litres per minute.", citation=CITATION,
-              chunk_id="c1", section=["Pumps"], tier="structured", producer="fake")
+PAIR = QAPair(
+    id="p1",
+    question="How fast does the pump run?",
+    answer="40 litres per minute.",
+    citation=CITATION,
+    chunk_id="c1",
+    section=["Pumps"],
+    tier="structured",
+    producer="fake",
+)
 
 
 def _record(answer: str = PAIR.answer) -> TrainingRecord:
@@ -41,17 +49,34 @@ def test_training_records_round_trip_with_the_pair_keys_then_messages(tmp_path):
 
 
 def test_preference_pairs_and_probes_round_trip(tmp_path):
-    preference = PreferencePair(id="p1", prompt=to_messages(PAIR.question, "")[:2],
-                                chosen=[{"role": "assistant", "content": render_answer(PAIR.answer, CITATION)}],
-                                rejected=[{"role": "assistant", "content": PAIR.answer}], rejected_kind="uncited answer")
+    preference = PreferencePair(
+        id="p1",
+        prompt=to_messages(PAIR.question, "")[:2],
+        chosen=[{"role": "assistant", "content": render_answer(PAIR.answer, CITATION)}],
+        rejected=[{"role": "assistant", "content": PAIR.answer}],
+        rejected_kind="uncited answer",
+    )
     write_jsonl(tmp_path / "dpo.jsonl", [preference])
     assert read_records(tmp_path / "dpo.jsonl", PreferencePair) == [preference]
 
-    abstain = Probe(id="a1", kind="abstain", question="Who painted the Sistine Chapel ceiling?", answer=ABSTAIN_ANSWER,
-                    messages=to_messages("Who painted the Sistine Chapel ceiling?", ABSTAIN_ANSWER))
-    paraphrase = Probe(id="r1", kind="paraphrase", source_id=PAIR.id, question="At what rate does the pump run?",
-                       original_question=PAIR.question, answer=PAIR.answer, citation=CITATION, chunk_id=PAIR.chunk_id,
-                       messages=to_messages("At what rate does the pump run?", render_answer(PAIR.answer, CITATION)))
+    abstain = Probe(
+        id="a1",
+        kind="abstain",
+        question="Who painted the Sistine Chapel ceiling?",
+        answer=ABSTAIN_ANSWER,
+        messages=to_messages("Who painted the Sistine Chapel ceiling?", ABSTAIN_ANSWER),
+    )
+    paraphrase = Probe(
+        id="r1",
+        kind="paraphrase",
+        source_id=PAIR.id,
+        question="At what rate does the pump run?",
+        original_question=PAIR.question,
+        answer=PAIR.answer,
+        citation=CITATION,
+        chunk_id=PAIR.chunk_id,
+        messages=to_messages("At what rate does the pump run?", render_answer(PAIR.answer, CITATION)),
+    )
     write_jsonl(tmp_path / "probes.jsonl", [abstain, paraphrase])
     assert read_records(tmp_path / "probes.jsonl", Probe) == [abstain, paraphrase]
     lines = [json.loads(line) for line in (tmp_path / "probes.jsonl").read_text().splitlines()]
@@ -86,28 +111,88 @@ def test_a_bad_line_is_one_error_naming_the_line_and_the_problem(tmp_path):
 
 def test_preference_turns_are_checked():
     with pytest.raises(ValueError, match="prompt must end with the user's message"):
-        PreferencePair(id="p", prompt=[{"role": "system", "content": "s"}], chosen=[{"role": "assistant", "content": "a"}],
-                       rejected=[{"role": "assistant", "content": "b"}], rejected_kind="wrong source")
+        PreferencePair(
+            id="p",
+            prompt=[{"role": "system", "content": "s"}],
+            chosen=[{"role": "assistant", "content": "a"}],
+            rejected=[{"role": "assistant", "content": "b"}],
+            rejected_kind="wrong source",
+        )
     with pytest.raises(ValueError, match="chosen must hold only the assistant's answer"):
-        PreferencePair(id="p", prompt=[{"role": "user", "content": "q"}], chosen=[{"role": "user", "content": "a"}],
-                       rejected=[{"role": "assistant", "content": "b"}], rejected_kind="wrong source")
+        PreferencePair(
+            id="p",
+            prompt=[{"role": "user", "content": "q"}],
+            chosen=[{"role": "user", "content": "a"}],
+            rejected=[{"role": "assistant", "content": "b"}],
+            rejected_kind="wrong source",
+        )
 
 
 # runs/<id>/train_result.json as the version before TrainSettings wrote it (config was a plain dict).
 PREVIOUS_TRAIN_RESULT = {
-    "run_id": "0a1b2c3d4e5f", "backend": "hf", "device": "cpu", "dispatch": "no CUDA GPU: hf (transformers + peft)", "fallbacks": [],
-    "base_model": "smollm2-135m-instruct", "base_path": "/out/cache/base_models/smollm2", "base_source": "packaged gguf",
-    "base_sha256": "ab" * 32, "dequantised_from": "Q8_0", "base_license": "apache-2.0", "chat_template": "{{ messages }}",
-    "adapter": "/out/runs/0a1b2c3d4e5f/adapter", "dataset_sha256": "cd" * 32,
-    "sft": {"stage": "sft", "backend": "hf on cpu", "adapter": "/out/runs/0a1b2c3d4e5f/sft/hf-cpu/best", "steps": 2, "epochs": 0.5,
-            "train_loss": [{"step": 1, "epoch": 0.25, "loss": 3.2}], "eval_loss": [], "best_eval_loss": None, "best_step": None,
-            "stopped_early": False, "resumed_from_step": None, "tokens": 900, "tokens_per_s": 450.0, "wall_s": 2.0, "peak_memory_mb": 800.0},
-    "dpo": None, "threads": 2, "wall_s": 3.1, "peak_memory_mb": 800.0,
-    "config": {"base_model": "smollm2-135m-instruct", "backend": "hf", "device": "cpu", "epochs": 5, "max_steps": 2, "batch_size": 4,
-               "learning_rate": 0.0002, "lora_rank": 16, "lora_alpha": 32.0, "lora_dropout": 0.0, "qlora": False, "max_seq_tokens": 1024,
-               "evals_per_epoch": 2, "eval_max_pairs": 256, "early_stopping_patience": 2, "checkpoint_minutes": 5.0, "threads": 2,
-               "seed": 0, "dpo": False, "dpo_beta": 0.1, "dpo_learning_rate": 2e-05, "dpo_epochs": 1.0, "dpo_max_pairs": None,
-               "base_path": "/out/cache/base_models/smollm2", "base_sha256": "ab" * 32, "dequantised_from": "Q8_0"},
+    "run_id": "0a1b2c3d4e5f",
+    "backend": "hf",
+    "device": "cpu",
+    "dispatch": "no CUDA GPU: hf (transformers + peft)",
+    "fallbacks": [],
+    "base_model": "smollm2-135m-instruct",
+    "base_path": "/out/cache/base_models/smollm2",
+    "base_source": "packaged gguf",
+    "base_sha256": "ab" * 32,
+    "dequantised_from": "Q8_0",
+    "base_license": "apache-2.0",
+    "chat_template": "{{ messages }}",
+    "adapter": "/out/runs/0a1b2c3d4e5f/adapter",
+    "dataset_sha256": "cd" * 32,
+    "sft": {
+        "stage": "sft",
+        "backend": "hf on cpu",
+        "adapter": "/out/runs/0a1b2c3d4e5f/sft/hf-cpu/best",
+        "steps": 2,
+        "epochs": 0.5,
+        "train_loss": [{"step": 1, "epoch": 0.25, "loss": 3.2}],
+        "eval_loss": [],
+        "best_eval_loss": None,
+        "best_step": None,
+        "stopped_early": False,
+        "resumed_from_step": None,
+        "tokens": 900,
+        "tokens_per_s": 450.0,
+        "wall_s": 2.0,
+        "peak_memory_mb": 800.0,
+    },
+    "dpo": None,
+    "threads": 2,
+    "wall_s": 3.1,
+    "peak_memory_mb": 800.0,
+    "config": {
+        "base_model": "smollm2-135m-instruct",
+        "backend": "hf",
+        "device": "cpu",
+        "epochs": 5,
+        "max_steps": 2,
+        "batch_size": 4,
+        "learning_rate": 0.0002,
+        "lora_rank": 16,
+        "lora_alpha": 32.0,
+        "lora_dropout": 0.0,
+        "qlora": False,
+        "max_seq_tokens": 1024,
+        "evals_per_epoch": 2,
+        "eval_max_pairs": 256,
+        "early_stopping_patience": 2,
+        "checkpoint_minutes": 5.0,
+        "threads": 2,
+        "seed": 0,
+        "dpo": False,
+        "dpo_beta": 0.1,
+        "dpo_learning_rate": 2e-05,
+        "dpo_epochs": 1.0,
+        "dpo_max_pairs": None,
+        "base_path": "/out/cache/base_models/smollm2",
+        "base_sha256": "ab" * 32,
+        "dequantised_from": "Q8_0",
+    },
     "docpipe_version": "0.1.0",
 }
 
@@ -127,12 +212,36 @@ def test_train_settings_record_every_train_config_field():
 
 
 def test_a_dataset_report_from_the_previous_version_loads():
-    report = {"documents": 1, "documents_with_text": 1, "documents_covered": 1, "uncovered": {}, "chunks": 2, "chunks_with_content": 2,
-              "chunks_covered": 2, "funnel": {"candidates": 3}, "rejections": {}, "tiers": {"heuristic": {"candidates": 3, "accepted": 3}},
-              "splits": {"train": 2, "eval": 1}, "seconds": 1.5,
-              "llm": {"model": "openai/gpt-4o-mini", "agent": {"chunks by structured": 2, "model never answered usefully": "HTTP 401"},
-                      "trusted": True, "usage": {"QAWriter": {"calls": 2, "cache_hits": 0, "retries": 1, "failures": 0,
-                                                              "prompt_tokens": 900, "completion_tokens": 200, "cost_usd": 0}}}}
+    report = {
+        "documents": 1,
+        "documents_with_text": 1,
+        "documents_covered": 1,
+        "uncovered": {},
+        "chunks": 2,
+        "chunks_with_content": 2,
+        "chunks_covered": 2,
+        "funnel": {"candidates": 3},
+        "rejections": {},
+        "tiers": {"heuristic": {"candidates": 3, "accepted": 3}},
+        "splits": {"train": 2, "eval": 1},
+        "seconds": 1.5,
+        "llm": {
+            "model": "openai/gpt-4o-mini",
+            "agent": {"chunks by structured": 2, "model never answered usefully": "HTTP 401"},
+            "trusted": True,
+            "usage": {
+                "QAWriter": {
+                    "calls": 2,
+                    "cache_hits": 0,
+                    "retries": 1,
+                    "failures": 0,
+                    "prompt_tokens": 900,
+                    "completion_tokens": 200,
+                    "cost_usd": 0,
+                }
+            },
+        },
+    }
     loaded = DatasetReport.model_validate_json(json.dumps(report))
     assert loaded.llm.usage["QAWriter"].retries == 1 and loaded.llm.agent["model never answered usefully"] == "HTTP 401"
     older = {**report, "llm": {"model": "none (extractive generator)", "agent": {"chunks by heuristic": 2}}}  # before `trusted` and `usage`

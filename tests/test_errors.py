@@ -18,16 +18,19 @@ from trainers.data import DatasetError
 from trainers.train import TrainError
 
 
-@pytest.mark.parametrize(("error", "stage", "kind"), [
-    (IngestError, "ingest", ErrorKind.bad_input),
-    (GenerateError, "generate", ErrorKind.bad_input),
-    (DatasetError, "train", ErrorKind.missing_input),
-    (BackendUnavailable, "train", ErrorKind.backend_unavailable),
-    (BaseModelError, "train", ErrorKind.backend_unavailable),
-    (TrainError, "train", ErrorKind.bad_input),
-    (ExportError, "export", ErrorKind.bad_input),
-    (ConfigError, "config", ErrorKind.bad_input),
-])
+@pytest.mark.parametrize(
+    ("error", "stage", "kind"),
+    [
+        (IngestError, "ingest", ErrorKind.bad_input),
+        (GenerateError, "generate", ErrorKind.bad_input),
+        (DatasetError, "train", ErrorKind.missing_input),
+        (BackendUnavailable, "train", ErrorKind.backend_unavailable),
+        (BaseModelError, "train", ErrorKind.backend_unavailable),
+        (TrainError, "train", ErrorKind.bad_input),
+        (ExportError, "export", ErrorKind.bad_input),
+        (ConfigError, "config", ErrorKind.bad_input),
+    ],
+)
 def test_every_stage_error_is_a_docpipe_error_with_its_stage_and_kind(error, stage, kind):
     exc = error("something is wrong")
     assert isinstance(exc, DocpipeError) and (exc.stage, exc.kind) == (stage, kind)

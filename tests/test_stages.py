@@ -36,8 +36,10 @@ def test_every_stage_has_the_one_interface(name):
 @pytest.fixture(scope="module")
 def docs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("docs")
-    (folder / "pumps.md").write_text("# Pumps\n\nPump A runs at 12 litres per minute. Pump B runs at 30 litres per minute.\n\n"
-                                     "The filter of pump A is changed every 90 days.\n")
+    (folder / "pumps.md").write_text(
+        "# Pumps\n\nPump A runs at 12 litres per minute. Pump B runs at 30 litres per minute.\n\n"
+        "The filter of pump A is changed every 90 days.\n"
+    )
     (folder / "history.txt").write_text("The plant opened in 1987. It was extended in 2004 with a second hall.\n")
     return folder
 

@@ -278,6 +278,7 @@ def test_exchange_falls_back_only_when_the_system_cannot_exchange(tmp_path, monk
         def renameat2(*args):
             ctypes.set_errno(code)
             return -1
+
         return lambda: renameat2
 
     for code in (errno.EINVAL, errno.ENOSYS):  # an old kernel, or a filesystem without RENAME_EXCHANGE

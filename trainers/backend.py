@@ -33,12 +33,14 @@ class TrainJob:
     init_adapter: Path | None = None  # train on from this adapter (DPO continues the SFT one)
     events: EventSink = ignore
 
-    def report(self, step: int, total: int, *, loss: float | None = None, eval_loss: float | None = None,
-               tokens_per_s: float | None = None) -> None:
+    def report(
+        self, step: int, total: int, *, loss: float | None = None, eval_loss: float | None = None, tokens_per_s: float | None = None
+    ) -> None:
         """Progress of this stage as the one event type: the loss, held-out loss and real tokens/s so far."""
         figures = {"loss": loss, "eval_loss": eval_loss, "tokens_per_s": tokens_per_s}
-        self.events(StageEvent(stage="train", phase=self.stage, step=step, total=total,
-                               metrics={k: v for k, v in figures.items() if v is not None}))
+        self.events(
+            StageEvent(stage="train", phase=self.stage, step=step, total=total, metrics={k: v for k, v in figures.items() if v is not None})
+        )
 
 
 class Backend(Protocol):

@@ -40,11 +40,13 @@ def load(folder: DatasetLayout, out_dir: Path, *, with_dpo: bool) -> TrainData:
     held_out = [_sft_row(r) for r in _read(folder.eval, TrainingRecord, out_dir, digest)]
     dpo = [_dpo_row(r) for r in _read(folder.dpo, PreferencePair, out_dir, digest)] if with_dpo else []
     if not train:
-        raise DatasetError(f"{folder.train} has no pairs: run `docpipe generate --out {out_dir}` on documents with text",
-                           kind=ErrorKind.empty_dataset)
+        raise DatasetError(
+            f"{folder.train} has no pairs: run `docpipe generate --out {out_dir}` on documents with text", kind=ErrorKind.empty_dataset
+        )
     if with_dpo and not dpo:
-        raise DatasetError(f"{folder.dpo} has no preference pairs: run `docpipe generate` with generate.dpo: true",
-                           kind=ErrorKind.empty_dataset)
+        raise DatasetError(
+            f"{folder.dpo} has no preference pairs: run `docpipe generate` with generate.dpo: true", kind=ErrorKind.empty_dataset
+        )
     return TrainData(train, held_out, dpo, digest.hexdigest())
 
 

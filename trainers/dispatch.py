@@ -45,7 +45,9 @@ def choose(backend: str, device: str, hw: Hardware, is_installed: Callable[[str]
         raise BackendUnavailable(f"unknown backend {backend!r}; choose one of auto, {', '.join(BACKENDS)}")
     _, package, extra = BACKENDS[backend]
     if backend == "unsloth" and not hw.cuda:
-        raise BackendUnavailable("the unsloth backend needs a CUDA GPU and torch sees none (torch.cuda.is_available() is False); use --backend hf")
+        raise BackendUnavailable(
+            "the unsloth backend needs a CUDA GPU and torch sees none (torch.cuda.is_available() is False); use --backend hf"
+        )
     if not is_installed(package):
         raise BackendUnavailable(f"the {backend} backend needs {package}: pip install 'docpipe[{extra}]'")
     if backend == "hf":

@@ -28,8 +28,9 @@ try:
     from transformers.utils.logging import disable_progress_bar as _no_model_bars
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 except ImportError as exc:  # pragma: no cover - depends on the install
-    raise BackendUnavailable(f"the hf backend needs transformers, peft, trl and datasets ({exc.name} is missing): "
-                             "pip install 'docpipe[train]'") from exc
+    raise BackendUnavailable(
+        f"the hf backend needs transformers, peft, trl and datasets ({exc.name} is missing): pip install 'docpipe[train]'"
+    ) from exc
 
 from docpipe.contracts import LossPoint, StageResult  # noqa: E402 - after the offline switches / the patching import above
 
@@ -79,19 +80,31 @@ def train_dtype(device: str):
 
 def lora_config(job: TrainJob) -> LoraConfig:
     o = job.options
-    return LoraConfig(r=o.lora_rank, lora_alpha=o.lora_alpha, lora_dropout=o.lora_dropout,
-                      target_modules="all-linear", task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=o.lora_rank, lora_alpha=o.lora_alpha, lora_dropout=o.lora_dropout, target_modules="all-linear", task_type="CAUSAL_LM"
+    )
 
 
 def run_sft(job: TrainJob, model, tokenizer, peft_config) -> StageResult:
     """Supervised fine-tuning with the loss on the assistant's tokens only."""
     plan = _Plan(job, micro_batch(job, model, _longest(tokenizer, job.train_rows, ("completion",), job.options.max_seq_tokens)))
-    args = SFTConfig(**_common_args(job, plan), learning_rate=job.options.learning_rate, max_length=job.options.max_seq_tokens,
-                     completion_only_loss=True, packing=False, **_length_grouping(SFTConfig))
+    args = SFTConfig(
+        **_common_args(job, plan),
+        learning_rate=job.options.learning_rate,
+        max_length=job.options.max_seq_tokens,
+        completion_only_loss=True,
+        packing=False,
+        **_length_grouping(SFTConfig),
+    )
     trainer_class = _PlainLossSFTTrainer if job.device == "cpu" else SFTTrainer
-    trainer = trainer_class(model=model, args=args, train_dataset=Dataset.from_list(job.train_rows),
-                         eval_dataset=Dataset.from_list(job.eval_rows) if job.eval_rows else None,
-                         processing_class=tokenizer, peft_config=peft_config)
+    trainer = trainer_class(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(job.train_rows),
+        eval_dataset=Dataset.from_list(job.eval_rows) if job.eval_rows else None,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
     return _train(job, trainer, plan)
 
 
@@ -113,10 +126,19 @@ def run_dpo(job: TrainJob, model, tokenizer) -> StageResult:
     # TRL runs a pair's chosen and rejected answers in one forward pass: twice the tokens.
     longest = 2 * _longest(tokenizer, job.train_rows, ("chosen", "rejected"), job.options.max_seq_tokens)
     plan = _Plan(job, micro_batch(job, model, longest))
-    args = DPOConfig(**_common_args(job, plan), learning_rate=job.options.dpo_learning_rate, beta=job.options.dpo_beta,
-                     max_length=job.options.max_seq_tokens)
-    trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(job.train_rows),
-                         eval_dataset=Dataset.from_list(job.eval_rows) if job.eval_rows else None, processing_class=tokenizer)
+    args = DPOConfig(
+        **_common_args(job, plan),
+        learning_rate=job.options.dpo_learning_rate,
+        beta=job.options.dpo_beta,
+        max_length=job.options.max_seq_tokens,
+    )
+    trainer = DPOTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(job.train_rows),
+        eval_dataset=Dataset.from_list(job.eval_rows) if job.eval_rows else None,
+        processing_class=tokenizer,
+    )
     return _train(job, trainer, plan)
 
 
@@ -173,18 +195,32 @@ def _common_args(job: TrainJob, plan: _Plan) -> dict:
     o, evaluating, steps = job.options, bool(job.eval_rows), plan.steps
     return dict(
         # The plan's step count, stated: Trainer would derive the same, but the plan is the one truth.
-        output_dir=str(job.work.checkpoints), num_train_epochs=job.epochs, max_steps=steps.total_steps,
-        per_device_train_batch_size=plan.micro_batch, per_device_eval_batch_size=plan.micro_batch,
+        output_dir=str(job.work.checkpoints),
+        num_train_epochs=job.epochs,
+        max_steps=steps.total_steps,
+        per_device_train_batch_size=plan.micro_batch,
+        per_device_eval_batch_size=plan.micro_batch,
         # Stated, not left to defaults: unsloth's patched configs default to accumulation 2,
         # 8-bit AdamW and weight decay, which would change the steps and the updates.
-        gradient_accumulation_steps=plan.accumulation, optim="adamw_torch", weight_decay=0.0,
-        lr_scheduler_type="linear", warmup_steps=steps.warmup_steps,
-        logging_steps=max(1, min(10, steps.eval_every)), eval_strategy="steps" if evaluating else "no",
+        gradient_accumulation_steps=plan.accumulation,
+        optim="adamw_torch",
+        weight_decay=0.0,
+        lr_scheduler_type="linear",
+        warmup_steps=steps.warmup_steps,
+        logging_steps=max(1, min(10, steps.eval_every)),
+        eval_strategy="steps" if evaluating else "no",
         eval_steps=steps.eval_every if evaluating else None,
         save_strategy="no",  # checkpoints are timed by _TimedCheckpoints; the best adapter is kept by _KeepBest
-        save_total_limit=1, seed=o.seed, data_seed=o.seed, report_to="none", disable_tqdm=True,
-        bf16=train_dtype(job.device) == torch.bfloat16, use_cpu=job.device == "cpu",
-        dataloader_num_workers=0, include_num_input_tokens_seen="non_padding", **_no_checkpointing(),
+        save_total_limit=1,
+        seed=o.seed,
+        data_seed=o.seed,
+        report_to="none",
+        disable_tqdm=True,
+        bf16=train_dtype(job.device) == torch.bfloat16,
+        use_cpu=job.device == "cpu",
+        dataloader_num_workers=0,
+        include_num_input_tokens_seen="non_padding",
+        **_no_checkpointing(),
     )
 
 
@@ -221,12 +257,20 @@ def _train(job: TrainJob, trainer, plan: _Plan) -> StageResult:
         save_adapter(trainer.model, job.work.adapter)
     wall = time.monotonic() - started
     return StageResult(
-        stage=job.stage, adapter=str(job.work.adapter), steps=state.global_step, epochs=round(state.epoch or 0, 3),
-        train_loss=_curve(state.log_history, "loss"), eval_loss=_curve(state.log_history, "eval_loss"),
-        best_eval_loss=keep_best.best, best_step=keep_best.best_step, stopped_early=keep_best.stopped,
+        stage=job.stage,
+        adapter=str(job.work.adapter),
+        steps=state.global_step,
+        epochs=round(state.epoch or 0, 3),
+        train_loss=_curve(state.log_history, "loss"),
+        eval_loss=_curve(state.log_history, "eval_loss"),
+        best_eval_loss=keep_best.best,
+        best_step=keep_best.best_step,
+        stopped_early=keep_best.stopped,
         resumed_from_step=_CHECKPOINTS.step(resume) if resume else None,
-        tokens=reporter.tokens(state), tokens_per_s=round(reporter.tokens(state) / max(reporter.seconds, 1e-9), 1),
-        wall_s=round(wall, 2), peak_memory_mb=peak_memory_mb(job.device),
+        tokens=reporter.tokens(state),
+        tokens_per_s=round(reporter.tokens(state) / max(reporter.seconds, 1e-9), 1),
+        wall_s=round(wall, 2),
+        peak_memory_mb=peak_memory_mb(job.device),
     )
 
 
@@ -286,8 +330,13 @@ class _Reporter(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         self.seconds += time.monotonic() - self.step_started
-        self.job.report(state.global_step, state.max_steps or self.plan.total_steps, loss=self.loss, eval_loss=self.eval_loss,
-                        tokens_per_s=self.tokens(state) / max(self.seconds, 1e-9))
+        self.job.report(
+            state.global_step,
+            state.max_steps or self.plan.total_steps,
+            loss=self.loss,
+            eval_loss=self.eval_loss,
+            tokens_per_s=self.tokens(state) / max(self.seconds, 1e-9),
+        )
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         self.loss = (logs or {}).get("loss", self.loss)

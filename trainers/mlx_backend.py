@@ -71,8 +71,7 @@ class MLXBackend:
             run = _Run(job)
             resumed = run.resume()
             run.train()
-            adapter = _write_peft(job.work.adapter, run.final_weights(), run.rank, run.alpha,
-                                  job.options.lora_dropout, job.base.path)
+            adapter = _write_peft(job.work.adapter, run.final_weights(), run.rank, run.alpha, job.options.lora_dropout, job.base.path)
             return run.result(adapter, resumed, wall_s=time.perf_counter() - started)
 
     def dpo(self, job: TrainJob) -> StageResult:
@@ -89,8 +88,7 @@ class _Run:
         opts = job.options
         self.job, self.opts = job, opts
         self.rank, self.alpha = _lora_shape(job)
-        self.model, tokenizer = _build_model(job.base.path, self.rank, self.alpha, opts.lora_dropout, opts.seed,
-                                             job.init_adapter)
+        self.model, tokenizer = _build_model(job.base.path, self.rank, self.alpha, opts.lora_dropout, opts.seed, job.init_adapter)
         self.train_rows = _encode(tokenizer, job.train_rows, opts.max_seq_tokens)
         held_out = _encode(tokenizer, sample(job.eval_rows, opts.eval_max_pairs, opts.seed), opts.max_seq_tokens)
         self.eval_batches = [_batch([held_out[i] for i in g]) for g in _length_groups(held_out, opts.batch_size)]
@@ -99,8 +97,16 @@ class _Run:
         # One epoch visits every group once, so an epoch is the plan's steps_per_epoch steps, as in the hf backend.
         assert len(self.groups) == self.plan.steps_per_epoch, (len(self.groups), self.plan)
         self.optimizer = optim.Adam(learning_rate=_schedule(opts.learning_rate, self.plan), bias_correction=True)
-        self.state = _State(fingerprint={"base": str(job.base.path), "rank": self.rank, "alpha": self.alpha,
-                                         "rows": len(job.train_rows), "batch_size": opts.batch_size, "seed": opts.seed})
+        self.state = _State(
+            fingerprint={
+                "base": str(job.base.path),
+                "rank": self.rank,
+                "alpha": self.alpha,
+                "rows": len(job.train_rows),
+                "batch_size": opts.batch_size,
+                "seed": opts.seed,
+            }
+        )
         self.best_weights: dict | None = None
         self.keep_best = KeepBest(job.work.best_state, opts.early_stopping_patience)  # `resume` reads or resets the file
         self.tokens, self.train_s = 0, 0.0
@@ -203,10 +209,21 @@ class _Run:
     def result(self, adapter: Path, resumed: int | None, wall_s: float) -> StageResult:
         s, best = self.state, self.keep_best
         return StageResult(
-            stage="sft", adapter=str(adapter), steps=s.step, epochs=self._epoch(),
-            train_loss=[LossPoint(**p) for p in s.train_loss], eval_loss=[LossPoint(**p) for p in s.eval_loss],
-            best_eval_loss=best.best, best_step=best.best_step, stopped_early=best.stopped, resumed_from_step=resumed,
-            tokens=self.tokens, tokens_per_s=self._tokens_per_s(), wall_s=wall_s, peak_memory_mb=_peak_memory_mb())
+            stage="sft",
+            adapter=str(adapter),
+            steps=s.step,
+            epochs=self._epoch(),
+            train_loss=[LossPoint(**p) for p in s.train_loss],
+            eval_loss=[LossPoint(**p) for p in s.eval_loss],
+            best_eval_loss=best.best,
+            best_step=best.best_step,
+            stopped_early=best.stopped,
+            resumed_from_step=resumed,
+            tokens=self.tokens,
+            tokens_per_s=self._tokens_per_s(),
+            wall_s=wall_s,
+            peak_memory_mb=_peak_memory_mb(),
+        )
 
     def _epoch(self) -> float:
         return self.plan.epoch_at(self.state.step)
@@ -330,9 +347,19 @@ def _write_peft(adapter_dir: Path, weights: dict, rank: int, alpha: float, dropo
         module, leaf = name.rsplit(".", 1)  # "model.layers.0.self_attn.q_proj", "lora_a"
         modules.add(module)
         tensors[f"{_PEFT_PREFIX}{module}.lora_{leaf[-1].upper()}.weight"] = value.T.astype(mx.float32)
-    config = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": str(base), "r": rank,
-              "lora_alpha": alpha, "lora_dropout": dropout, "target_modules": sorted(modules),
-              "bias": "none", "fan_in_fan_out": False, "use_rslora": False, "inference_mode": True}
+    config = {
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": str(base),
+        "r": rank,
+        "lora_alpha": alpha,
+        "lora_dropout": dropout,
+        "target_modules": sorted(modules),
+        "bias": "none",
+        "fan_in_fan_out": False,
+        "use_rslora": False,
+        "inference_mode": True,
+    }
 
     def write(folder: Path) -> None:
         mx.save_safetensors(str(folder / "adapter_model.safetensors"), tensors, metadata={"format": "pt"})
@@ -351,8 +378,10 @@ def _from_peft(model, adapter_dir: Path) -> list[tuple[str, mx.array]]:
         module, kind = key.removeprefix(_PEFT_PREFIX).rsplit(".lora_", 1)  # kind: "A.weight" | "B.weight"
         name = f"{module}.lora_{kind[0].lower()}"
         if name not in params or params[name].shape != value.T.shape:
-            raise ValueError(f"{adapter_dir}: {key} does not fit a LoRA layer of this base model "
-                             f"(mlx LoRA covers the linear layers of the transformer blocks)")
+            raise ValueError(
+                f"{adapter_dir}: {key} does not fit a LoRA layer of this base model "
+                f"(mlx LoRA covers the linear layers of the transformer blocks)"
+            )
         weights.append((name, value.T.astype(params[name].dtype)))
     return weights
 

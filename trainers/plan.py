@@ -44,8 +44,9 @@ class TrainingPlan:
         return step % self.eval_every == 0 or step == self.total_steps
 
 
-def plan_training(rows: int, batch_size: int, epochs: float, *, max_steps: int | None = None, evals_per_epoch: int = 2,
-                  warmup_share: float = WARMUP_SHARE) -> TrainingPlan:
+def plan_training(
+    rows: int, batch_size: int, epochs: float, *, max_steps: int | None = None, evals_per_epoch: int = 2, warmup_share: float = WARMUP_SHARE
+) -> TrainingPlan:
     """The plan for `rows` examples in steps of `batch_size`.
 
     An epoch is ceil(rows / batch_size) steps (the last batch may be smaller), and the run is that many
@@ -64,9 +65,12 @@ def plan_training(rows: int, batch_size: int, epochs: float, *, max_steps: int |
     """
     steps_per_epoch = math.ceil(rows / batch_size)
     total = max_steps or max(1, math.ceil(steps_per_epoch * epochs))
-    return TrainingPlan(steps_per_epoch=steps_per_epoch, total_steps=total,
-                        warmup_steps=max(1, round(warmup_share * total)),
-                        eval_every=max(1, steps_per_epoch // evals_per_epoch))
+    return TrainingPlan(
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total,
+        warmup_steps=max(1, round(warmup_share * total)),
+        eval_every=max(1, steps_per_epoch // evals_per_epoch),
+    )
 
 
 def plan_job(job: TrainJob) -> TrainingPlan:
@@ -103,8 +107,15 @@ class KeepBest:
         """
         if resuming and path.is_file():
             saved = json.loads(path.read_text(encoding="utf-8"))
-            return cls(path, patience, saved.get("best"), saved.get("best_step"), saved.get("bad", 0),
-                       saved.get("stopped", False), saved.get("judged"))
+            return cls(
+                path,
+                patience,
+                saved.get("best"),
+                saved.get("best_step"),
+                saved.get("bad", 0),
+                saved.get("stopped", False),
+                saved.get("judged"),
+            )
         fresh = cls(path, patience)
         fresh.save()
         return fresh
@@ -135,8 +146,9 @@ class KeepBest:
 
     def save(self) -> None:
         # Atomic: a kill mid-write must not leave a file the resumed run cannot read.
-        write_json(self.path, {"best": self.best, "best_step": self.best_step, "bad": self.bad, "stopped": self.stopped,
-                               "judged": self.judged})
+        write_json(
+            self.path, {"best": self.best, "best_step": self.best_step, "bad": self.bad, "stopped": self.stopped, "judged": self.judged}
+        )
 
 
 class CheckpointTimer:
@@ -171,6 +183,5 @@ class CheckpointFolders:
 
     def newest(self, root: Path) -> Path | None:
         """The complete checkpoint with the highest step in `root`, or None."""
-        done = [p for p in root.glob(f"{self.prefix}*")
-                if p.name.removeprefix(self.prefix).isdigit() and (p / self.marker).is_file()]
+        done = [p for p in root.glob(f"{self.prefix}*") if p.name.removeprefix(self.prefix).isdigit() and (p / self.marker).is_file()]
         return max(done, key=self.step, default=None)

@@ -71,8 +71,10 @@ def run(inputs: TrainInputs, cfg: TrainConfig, *, events: EventSink = ignore) ->
     hw = inputs.hardware or hardware.probe()
     choice = dispatch.choose(opts.backend, opts.device, hw)
     if opts.qlora and choice.backend != "unsloth":
-        raise BackendUnavailable(f"QLoRA (a 4-bit base) needs the unsloth backend on a CUDA GPU, and this run gets "
-                                 f"{choice.backend} on {choice.device}; drop --qlora")
+        raise BackendUnavailable(
+            f"QLoRA (a 4-bit base) needs the unsloth backend on a CUDA GPU, and this run gets "
+            f"{choice.backend} on {choice.device}; drop --qlora"
+        )
     effective = updated(_resolved(opts, len(rows.train)), threads=hardware.choose_threads(opts.threads, hw))
     run_dir = layout.run(run_id(rows.sha256, base, effective))
     if run_dir.result.is_file():
@@ -80,9 +82,19 @@ def run(inputs: TrainInputs, cfg: TrainConfig, *, events: EventSink = ignore) ->
     write_json(run_dir.config, _config_record(effective, base, choice))
 
     def job(stage: str, choice: dispatch.Choice, train: list, held_out: list, init: Path | None) -> TrainJob:
-        return TrainJob(stage, base, train, held_out, run_dir.stage(stage, choice.backend, choice.device), effective,
-                        effective.epochs if stage == "sft" else effective.dpo_epochs, choice.device, effective.threads,
-                        init, events)
+        return TrainJob(
+            stage,
+            base,
+            train,
+            held_out,
+            run_dir.stage(stage, choice.backend, choice.device),
+            effective,
+            effective.epochs if stage == "sft" else effective.dpo_epochs,
+            choice.device,
+            effective.threads,
+            init,
+            events,
+        )
 
     held_out = data.sample(rows.eval, opts.eval_max_pairs, opts.seed)
     sft, used, fallbacks = _with_fallbacks(choice, hw, lambda c: job("sft", c, rows.train, held_out, None), "sft")
@@ -95,12 +107,26 @@ def run(inputs: TrainInputs, cfg: TrainConfig, *, events: EventSink = ignore) ->
     adapter = run_dir.adapter
     _copy_folder(Path((dpo or sft).adapter), adapter)
     result = TrainResult(
-        run_id=run_dir.id, backend=used.backend, device=_device_name(used, hw), dispatch=choice.reason,
-        fallbacks=fallbacks, base_model=base.name, base_path=str(base.path), base_source=base.source,
-        base_sha256=base.sha256, dequantised_from=base.dequantised_from, base_license=base.license,
-        chat_template=template, adapter=str(adapter), dataset_sha256=rows.sha256, sft=sft, dpo=dpo,
-        threads=effective.threads, wall_s=round(time.monotonic() - started, 2),
-        peak_memory_mb=max(s.peak_memory_mb for s in (sft, dpo) if s), config=_config_record(effective, base, used),
+        run_id=run_dir.id,
+        backend=used.backend,
+        device=_device_name(used, hw),
+        dispatch=choice.reason,
+        fallbacks=fallbacks,
+        base_model=base.name,
+        base_path=str(base.path),
+        base_source=base.source,
+        base_sha256=base.sha256,
+        dequantised_from=base.dequantised_from,
+        base_license=base.license,
+        chat_template=template,
+        adapter=str(adapter),
+        dataset_sha256=rows.sha256,
+        sft=sft,
+        dpo=dpo,
+        threads=effective.threads,
+        wall_s=round(time.monotonic() - started, 2),
+        peak_memory_mb=max(s.peak_memory_mb for s in (sft, dpo) if s),
+        config=_config_record(effective, base, used),
         docpipe_version=__version__,
     )
     write_json(run_dir.result, result)
@@ -113,13 +139,17 @@ def _resolved(opts: TrainConfig, pairs: int) -> TrainConfig:
 
 
 def run_id(dataset_sha256: str, base: pretrained.ResolvedBase, opts: TrainConfig) -> str:
-    identity = {"dataset": dataset_sha256, "base": base.sha256 or str(base.path),
-                "config": opts.model_dump(mode="json", exclude=_NOT_IN_RUN_ID)}
+    identity = {
+        "dataset": dataset_sha256,
+        "base": base.sha256 or str(base.path),
+        "config": opts.model_dump(mode="json", exclude=_NOT_IN_RUN_ID),
+    }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _with_fallbacks(choice: dispatch.Choice, hw: Hardware, make_job: Callable[[dispatch.Choice], TrainJob],
-                    stage: str) -> tuple[StageResult, dispatch.Choice, list[str]]:
+def _with_fallbacks(
+    choice: dispatch.Choice, hw: Hardware, make_job: Callable[[dispatch.Choice], TrainJob], stage: str
+) -> tuple[StageResult, dispatch.Choice, list[str]]:
     """Train with `choice`; if it fails, with each backend of its fallback chain in turn."""
     failures: list[str] = []
     for attempt in [choice, *dispatch.fallback_chain(choice, hw)]:
@@ -153,8 +183,16 @@ def _split_preferences(pairs: list[dict], opts: TrainConfig) -> tuple[list[dict]
 
 
 def _config_record(opts: TrainConfig, base: pretrained.ResolvedBase, choice: dispatch.Choice) -> TrainSettings:
-    return TrainSettings(**{**opts.model_dump(mode="json"), "backend": choice.backend, "device": choice.device,
-                            "base_path": str(base.path), "base_sha256": base.sha256, "dequantised_from": base.dequantised_from})
+    return TrainSettings(
+        **{
+            **opts.model_dump(mode="json"),
+            "backend": choice.backend,
+            "device": choice.device,
+            "base_path": str(base.path),
+            "base_sha256": base.sha256,
+            "dequantised_from": base.dequantised_from,
+        }
+    )
 
 
 def _device_name(choice: dispatch.Choice, hw: Hardware) -> str:

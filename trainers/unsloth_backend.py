@@ -34,8 +34,15 @@ class UnslothBackend:
             model, tokenizer = _load(job, str(job.base.path))
             o = job.options
             model = FastLanguageModel.get_peft_model(
-                model, r=o.lora_rank, lora_alpha=o.lora_alpha, lora_dropout=o.lora_dropout, bias="none",
-                target_modules="all-linear", use_gradient_checkpointing="unsloth", random_state=o.seed)
+                model,
+                r=o.lora_rank,
+                lora_alpha=o.lora_alpha,
+                lora_dropout=o.lora_dropout,
+                bias="none",
+                target_modules="all-linear",
+                use_gradient_checkpointing="unsloth",
+                random_state=o.seed,
+            )
         FastLanguageModel.for_training(model)
         return hf_backend.run_sft(job, model, tokenizer, peft_config=None)  # unsloth ignores a trainer's peft_config
 
@@ -50,8 +57,12 @@ BACKEND = UnslothBackend()
 
 def _load(job: TrainJob, name: str):
     model, tokenizer = FastLanguageModel.from_pretrained(
-        model_name=name, max_seq_length=job.options.max_seq_tokens, dtype=None,  # None: bf16 where the GPU has it
-        load_in_4bit=job.options.qlora, local_files_only=True)
+        model_name=name,
+        max_seq_length=job.options.max_seq_tokens,
+        dtype=None,  # None: bf16 where the GPU has it
+        load_in_4bit=job.options.qlora,
+        local_files_only=True,
+    )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer

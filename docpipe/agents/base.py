@@ -136,7 +136,11 @@ class BaseAgent(ABC, Generic[In, T]):
                 value = self._accept(reply, item, errors, Tier.json)
                 if value is not None:
                     return AgentResult(value, Tier.json, calls, errors)
-                messages = [*messages, ChatMessage(role="assistant", content=reply), ChatMessage(role="user", content=_retry_prompt(errors[-1]))]
+                messages = [
+                    *messages,
+                    ChatMessage(role="assistant", content=reply),
+                    ChatMessage(role="user", content=_retry_prompt(errors[-1])),
+                ]
         value = self._validate(self.heuristic(item).model_dump(), item)  # the heuristic obeys the same validators
         return AgentResult(value, Tier.heuristic, calls, errors)
 

@@ -51,8 +51,7 @@ def check_zip_size(path: Path, cfg: IngestConfig) -> None:
     inflated = sum(i.file_size for i in infos)
     if inflated > cfg.max_unzipped_mb * 2**20:
         raise ExtractionError(
-            f"refused: would inflate to {inflated / 2**20:,.0f} MB (limit max_unzipped_mb={cfg.max_unzipped_mb}); "
-            "possible zip bomb"
+            f"refused: would inflate to {inflated / 2**20:,.0f} MB (limit max_unzipped_mb={cfg.max_unzipped_mb}); possible zip bomb"
         )
 
 

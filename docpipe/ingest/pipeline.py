@@ -46,8 +46,10 @@ def settings_key(cfg: IngestConfig) -> str:
 def fingerprint(inputs: IngestInputs, cfg: IngestConfig) -> str:
     """The folder's listing (path, size, modification time) and the settings: no file is read."""
     _check_input(Path(inputs.source))
-    listing = [(f.rel, f.size, f.path.stat().st_mtime_ns if not f.skip_reason else None)
-               for f in discover(Path(inputs.source), cfg.include_hidden, cfg.max_file_mb)]
+    listing = [
+        (f.rel, f.size, f.path.stat().st_mtime_ns if not f.skip_reason else None)
+        for f in discover(Path(inputs.source), cfg.include_hidden, cfg.max_file_mb)
+    ]
     return stable_hash(INGEST_VERSION, str(Path(inputs.source).resolve()), listing, cfg)
 
 
@@ -108,15 +110,23 @@ class _Progress:
     def __init__(self, found: list[FoundFile], events: EventSink):
         self.events, self.files, self.done_files, self.done_bytes = events, len(found), 0, 0
         self.total_bytes = sum(f.size for f in found)
-        events(StageEvent(stage=STAGE, step=0, total=self.files, message="reading",
-                          metrics={"bytes_done": 0, "bytes_total": self.total_bytes}))
+        events(
+            StageEvent(stage=STAGE, step=0, total=self.files, message="reading", metrics={"bytes_done": 0, "bytes_total": self.total_bytes})
+        )
 
     def done(self, item: FoundFile, doc: Document) -> None:
         self.done_files += 1
         self.done_bytes += item.size
         mark = {DocStatus.ok: "", DocStatus.partial: " (partial)"}.get(doc.status, f" ({doc.status.value})")
-        self.events(StageEvent(stage=STAGE, step=self.done_files, total=self.files, message=f"{item.rel}{mark}",
-                               metrics={"bytes_done": self.done_bytes, "bytes_total": self.total_bytes}))
+        self.events(
+            StageEvent(
+                stage=STAGE,
+                step=self.done_files,
+                total=self.files,
+                message=f"{item.rel}{mark}",
+                metrics={"bytes_done": self.done_bytes, "bytes_total": self.total_bytes},
+            )
+        )
 
 
 def _check_input(input_dir: Path) -> None:
@@ -134,8 +144,9 @@ def _prepare_output(out_dir: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise IngestError(f"cannot write the output folder {out_dir}: {exc.strerror or exc}; choose another --out",
-                          kind=ErrorKind.disk_full) from None
+        raise IngestError(
+            f"cannot write the output folder {out_dir}: {exc.strerror or exc}; choose another --out", kind=ErrorKind.disk_full
+        ) from None
 
 
 def _without_parsing(item: FoundFile) -> tuple[Document | None, str]:
@@ -146,7 +157,9 @@ def _without_parsing(item: FoundFile) -> tuple[Document | None, str]:
     try:
         return None, sha256_file(item.path)
     except OSError as exc:
-        return Document(path=item.rel, sha256="", size=item.size, format=fmt, status=DocStatus.failed, reason=f"cannot read: {exc.strerror or exc}"), ""
+        return Document(
+            path=item.rel, sha256="", size=item.size, format=fmt, status=DocStatus.failed, reason=f"cannot read: {exc.strerror or exc}"
+        ), ""
 
 
 def _document(item: FoundFile, sha: str, result: dict) -> Document:

@@ -124,7 +124,9 @@ class ParserPool:
 
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe()
-        process = self._ctx.Process(target=_worker_main, args=(child, self.cfg.model_dump_json(), self.log_path and str(self.log_path)), daemon=True)
+        process = self._ctx.Process(
+            target=_worker_main, args=(child, self.cfg.model_dump_json(), self.log_path and str(self.log_path)), daemon=True
+        )
         process.start()
         child.close()
         return _Worker(process, parent)
@@ -164,7 +166,9 @@ class ParserPool:
             if now - worker.started > self.cfg.timeout_s:
                 self._fail(worker, queue, on_result, f"timed out after {self.cfg.timeout_s:g} s (parser killed)")
             elif (rss := _tree_rss(worker.process.pid)) > self.cfg.max_rss_mb * 2**20:
-                self._fail(worker, queue, on_result, f"used {rss / 2**20:,.0f} MB of memory, over max_rss_mb={self.cfg.max_rss_mb} (parser killed)")
+                self._fail(
+                    worker, queue, on_result, f"used {rss / 2**20:,.0f} MB of memory, over max_rss_mb={self.cfg.max_rss_mb} (parser killed)"
+                )
             elif not worker.process.is_alive():
                 self._fail(worker, queue, on_result, f"parser process crashed (exit code {worker.process.exitcode})")
 

@@ -49,5 +49,4 @@ def _packaged(cfg: LLMConfig) -> Provider | None:
 
 def _local(path: Path, cfg: LLMConfig, model_id: str | None) -> Provider:
     module = importlib.import_module("docpipe.llm.local_provider")
-    return module.LocalProvider(path, model_id=model_id, context_tokens=cfg.context_tokens,
-                                threads=cfg.threads, seed=cfg.seed)
+    return module.LocalProvider(path, model_id=model_id, context_tokens=cfg.context_tokens, threads=cfg.threads, seed=cfg.seed)

@@ -193,13 +193,22 @@ class Gateway:
         used = reply.prompt_tokens + reply.completion_tokens
         if self._tpm and used:
             self._tpm.adjust(used - request.tokens)
-        self._usage.add(request.purpose, calls=1, retries=attempt, prompt_tokens=reply.prompt_tokens,
-                        completion_tokens=reply.completion_tokens, cost_usd=reply.cost_usd)
+        self._usage.add(
+            request.purpose,
+            calls=1,
+            retries=attempt,
+            prompt_tokens=reply.prompt_tokens,
+            completion_tokens=reply.completion_tokens,
+            cost_usd=reply.cost_usd,
+        )
         if self._cache:
             # Messages, reply and usage only: nothing of the provider's settings (keys, URLs).
             record = {
-                "format": _CACHE_FORMAT, "model": self.model, "params": asdict(self.params),
-                "messages": request.messages, "reply": reply.text,
+                "format": _CACHE_FORMAT,
+                "model": self.model,
+                "params": asdict(self.params),
+                "messages": request.messages,
+                "reply": reply.text,
                 "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens, "cost_usd": reply.cost_usd},
             }
             try:

@@ -26,10 +26,21 @@ litellm.suppress_debug_info = True  # no "Give Feedback / Get Help" banner on ev
 # call; harmless here. Can go when a litellm upgrade no longer triggers it.
 warnings.filterwarnings("ignore", message=r"Item '\w+' on TypedDict class '\w+' is using the `ReadOnly` qualifier", category=UserWarning)
 
-_TRANSIENT = (litellm.Timeout, litellm.APIConnectionError, litellm.InternalServerError,
-              litellm.ServiceUnavailableError, litellm.BadGatewayError)
-_PERMANENT = (litellm.AuthenticationError, litellm.PermissionDeniedError, litellm.BadRequestError,
-              litellm.NotFoundError, litellm.UnprocessableEntityError, litellm.BudgetExceededError)
+_TRANSIENT = (
+    litellm.Timeout,
+    litellm.APIConnectionError,
+    litellm.InternalServerError,
+    litellm.ServiceUnavailableError,
+    litellm.BadGatewayError,
+)
+_PERMANENT = (
+    litellm.AuthenticationError,
+    litellm.PermissionDeniedError,
+    litellm.BadRequestError,
+    litellm.NotFoundError,
+    litellm.UnprocessableEntityError,
+    litellm.BudgetExceededError,
+)
 
 
 class LiteLLMProvider:
@@ -60,10 +71,15 @@ class LiteLLMProvider:
 
     def _request(self, messages: Messages, schema: dict[str, Any] | None, params: GenerationParams, timeout: float) -> dict[str, Any]:
         request: dict[str, Any] = {
-            "model": self.model, "messages": messages, "temperature": params.temperature,
-            "max_tokens": params.max_tokens, "seed": params.seed, "timeout": timeout,
+            "model": self.model,
+            "messages": messages,
+            "temperature": params.temperature,
+            "max_tokens": params.max_tokens,
+            "seed": params.seed,
+            "timeout": timeout,
             # The gateway retries; litellm and the openai SDK under it must not retry as well.
-            "num_retries": 0, "max_retries": 0,
+            "num_retries": 0,
+            "max_retries": 0,
             "drop_params": True,  # e.g. `seed` where a provider has none, rather than a 400
         }
         if self.api_base:
@@ -71,8 +87,10 @@ class LiteLLMProvider:
             if self.model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
                 request["api_key"] = "none"  # local OpenAI-compatible servers take no key, but the SDK demands one
         if schema is not None:
-            request["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": str(schema.get("title") or "reply"), "schema": schema, "strict": False}}
+            request["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": str(schema.get("title") or "reply"), "schema": schema, "strict": False},
+            }
         return request
 
 
@@ -112,8 +130,11 @@ def _mapped(exc: Exception) -> ProviderError:
 
 def _retry_after(exc: Exception) -> float | None:
     """The Retry-After header of a 429, in seconds: litellm keeps response headers in more than one place."""
-    sources = (getattr(getattr(exc, "response", None), "headers", None),
-               getattr(exc, "litellm_response_headers", None), getattr(exc, "headers", None))
+    sources = (
+        getattr(getattr(exc, "response", None), "headers", None),
+        getattr(exc, "litellm_response_headers", None),
+        getattr(exc, "headers", None),
+    )
     for headers in sources:
         for name, value in dict(headers or {}).items():
             if name.lower() == "retry-after":

@@ -51,8 +51,9 @@ class LocalProvider:
     supports_schema = True
     serial = True  # one model, one context: calls must not overlap
 
-    def __init__(self, model_path: Path, *, model_id: str | None = None, context_tokens: int = 2048,
-                 threads: int | None = None, seed: int = 0):
+    def __init__(
+        self, model_path: Path, *, model_id: str | None = None, context_tokens: int = 2048, threads: int | None = None, seed: int = 0
+    ):
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
             raise FileNotFoundError(f"no GGUF model at {self.model_path}")
@@ -104,8 +105,14 @@ class LocalProvider:
         if self._llama is None:
             quiet_llama_logs()
             try:
-                self._llama = _Llama(model_path=str(self.model_path), n_ctx=self.context_tokens, n_threads=self.threads,
-                                     n_threads_batch=self.threads, seed=self.seed, verbose=False)
+                self._llama = _Llama(
+                    model_path=str(self.model_path),
+                    n_ctx=self.context_tokens,
+                    n_threads=self.threads,
+                    n_threads_batch=self.threads,
+                    seed=self.seed,
+                    verbose=False,
+                )
             except (ValueError, RuntimeError) as exc:  # not a GGUF, an architecture this build lacks
                 raise PermanentError(f"cannot load {self.model_path}: {exc}") from exc
         return self._llama

@@ -24,7 +24,9 @@ class DraftPair(QADraft):
 
     question: Annotated[str, Field(min_length=8, max_length=_MAX_QUESTION, description="A question a reader of the passage might ask.")]
     answer: Annotated[str, Field(min_length=1, max_length=_MAX_TEXT, description="A short answer, taken from the passage.")]
-    quote: Annotated[str, Field(min_length=3, max_length=_MAX_TEXT, description="Words copied exactly from the passage that contain the answer.")]
+    quote: Annotated[
+        str, Field(min_length=3, max_length=_MAX_TEXT, description="Words copied exactly from the passage that contain the answer.")
+    ]
 
 
 class DraftPairs(BaseModel):
@@ -65,10 +67,7 @@ class QAWriter(BaseAgent[ChunkTask, DraftPairs]):
     def build_prompt(self, task: ChunkTask) -> str:
         where = " > ".join(task.chunk.section)
         header = f"Document: {task.chunk.path}" + (f"\nSection: {where}" if where else "")
-        return (
-            f"{header}\nPassage:\n<<<\n{task.chunk.text}\n>>>\n\n"
-            f"Write {task.pairs} different question-answer pairs about this passage."
-        )
+        return f"{header}\nPassage:\n<<<\n{task.chunk.text}\n>>>\n\nWrite {task.pairs} different question-answer pairs about this passage."
 
     def schema(self, task: ChunkTask) -> dict[str, Any]:
         """Quotes constrained to the passage's own sentences: under constrained decoding even a
@@ -158,8 +157,7 @@ class Paraphraser(BaseAgent[str, Rewording]):
 
     response_model = Rewording
     system_prompt = (
-        "Reword the user's question so that it asks exactly the same thing with different words. "
-        'Reply with JSON only: {"question": "..."}'
+        'Reword the user\'s question so that it asks exactly the same thing with different words. Reply with JSON only: {"question": "..."}'
     )
 
     def build_prompt(self, question: str) -> str:

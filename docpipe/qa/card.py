@@ -49,28 +49,44 @@ def render_card(report: DatasetReport, examples: Sequence[QAPair]) -> str:
     if agent.get("model never answered usefully"):
         lines += ["", f"The model never gave a usable reply; first error: `{agent['model never answered usefully'][:300]}`"]
     if agent.get("model dropped after trial"):
-        lines += ["", f"Only {agent.get('model trial acceptance %', 0)}% of the model's pairs passed the checks on the trial chunks, "
-                  "so it was not asked again: the other chunks were written by the extractive generator. "
-                  "Point `--model` at a larger model (a .gguf file or an API) for model-written pairs."]
-    lines += ["", "Tiers: `structured` = the model's schema-constrained reply, `json` = its plain JSON reply after repair, "
-              "`heuristic` = docpipe's extractive generator (where the model failed or fell short)."]
+        lines += [
+            "",
+            f"Only {agent.get('model trial acceptance %', 0)}% of the model's pairs passed the checks on the trial chunks, "
+            "so it was not asked again: the other chunks were written by the extractive generator. "
+            "Point `--model` at a larger model (a .gguf file or an API) for model-written pairs.",
+        ]
+    lines += [
+        "",
+        "Tiers: `structured` = the model's schema-constrained reply, `json` = its plain JSON reply after repair, "
+        "`heuristic` = docpipe's extractive generator (where the model failed or fell short).",
+    ]
     lines += ["", "## Files", "", "| file | records |", "|---|---:|"]
     lines += [f"| {name}.jsonl | {n} |" for name, n in report.splits.items()]
-    lines += ["", "Also `alpaca/` and `sharegpt/` (train and eval in those formats), `manifest.json` (sources, config, "
-              "prompts and model, by hash) and `report.json` (these figures)."]
+    lines += [
+        "",
+        "Also `alpaca/` and `sharegpt/` (train and eval in those formats), `manifest.json` (sources, config, "
+        "prompts and model, by hash) and `report.json` (these figures).",
+    ]
     if report.uncovered:
         lines += ["", "## Documents with text but no pairs", ""]
         lines += [f"- `{path}`: {why}" for path, why in report.uncovered.items()]
     usage = report.llm.usage
     if usage:
-        lines += ["", "## Model calls", "", "| purpose | calls | cached | retries | failures | tokens in | tokens out | cost USD |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "## Model calls",
+            "",
+            "| purpose | calls | cached | retries | failures | tokens in | tokens out | cost USD |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for purpose, u in usage.items():
-            lines.append(f"| {purpose} | {u.calls} | {u.cache_hits} | {u.retries} | {u.failures} "
-                         f"| {u.prompt_tokens} | {u.completion_tokens} | {u.cost_usd:.4f} |")
+            lines.append(
+                f"| {purpose} | {u.calls} | {u.cache_hits} | {u.retries} | {u.failures} "
+                f"| {u.prompt_tokens} | {u.completion_tokens} | {u.cost_usd:.4f} |"
+            )
     if examples:
         lines += ["", "## Examples", ""]
         for pair in examples:
             answer = render_answer(pair.answer, pair.citation).replace("\n", " ")
-            lines += [f"- **Q:** {pair.question}", f"  **A:** {answer}", f"  **Quote:** \"{pair.citation.quote[:300]}\"", ""]
+            lines += [f"- **Q:** {pair.question}", f"  **A:** {answer}", f'  **Quote:** "{pair.citation.quote[:300]}"', ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -24,7 +24,10 @@ from docpipe.store import stable_hash
 CITATION, SUPPORT, QUALITY, JUDGE, DEDUP = "citation", "support", "quality", "judge", "dedup"
 STAGES = (CITATION, SUPPORT, QUALITY, JUDGE, DEDUP)
 # Ends with a question mark, or opens with a question word (models drop the mark).
-_QUESTION = re.compile(r"\?\s*$|^(who|whom|whose|what|when|where|which|why|how|is|are|was|were|do|does|did|can|could|should|will|would|has|have|had|may|list|name|describe|explain)\b", re.I)
+_QUESTION = re.compile(
+    r"\?\s*$|^(who|whom|whose|what|when|where|which|why|how|is|are|was|were|do|does|did|can|could|should|will|would|has|have|had|may|list|name|describe|explain)\b",
+    re.I,
+)
 _PAGE_NUMBER = re.compile(r"^(page\s*)?\d{1,4}(\s*(of|/)\s*\d{1,4})?$")
 
 
@@ -66,8 +69,11 @@ class Source:
         self._pages = [el.page for el in paged]
         # A header or footer is boilerplate when it runs on: the same text on several pages.
         running = Counter(normalize(el.text) for el in doc.elements if el.kind in (ElementKind.header, ElementKind.footer))
-        self._boilerplate = [(el.start, el.end) for el in doc.elements
-                             if el.kind in (ElementKind.header, ElementKind.footer) and running[normalize(el.text)] > 1]
+        self._boilerplate = [
+            (el.start, el.end)
+            for el in doc.elements
+            if el.kind in (ElementKind.header, ElementKind.footer) and running[normalize(el.text)] > 1
+        ]
         # What a question may name besides the quote: the file, its headings in this chunk.
         headings = [el.text for el in doc.elements if el.kind == ElementKind.title and chunk.start <= el.start < chunk.end]
         self.context_words = content_words(" ".join([Path(doc.path).stem, *chunk.section, *headings]))
@@ -100,9 +106,14 @@ def check(draft: Draft, source: Source, cfg: GenerateConfig) -> QAPair | Rejecti
     if problem:
         return Rejection(draft, QUALITY, problem)
     return QAPair(
-        id=stable_hash(draft.chunk_id, draft.question, draft.answer)[:16], question=draft.question.strip(),
-        answer=draft.answer.strip(), citation=citation, chunk_id=draft.chunk_id, section=source.chunk.section,
-        tier=draft.tier, producer=draft.producer,
+        id=stable_hash(draft.chunk_id, draft.question, draft.answer)[:16],
+        question=draft.question.strip(),
+        answer=draft.answer.strip(),
+        citation=citation,
+        chunk_id=draft.chunk_id,
+        section=source.chunk.section,
+        tier=draft.tier,
+        producer=draft.producer,
     )
 
 

@@ -40,12 +40,28 @@ from docpipe.store import atomic_write_text, sha256_file, stable_hash, write_jso
 
 def files(folder: DatasetLayout) -> dict[str, Path]:
     """The dataset's JSONL files by split name, in the order the report lists them."""
-    return {"train": folder.train, "eval": folder.eval, "rejected": folder.rejected,
-            "probes_paraphrase": folder.probes_paraphrase, "probes_abstain": folder.probes_abstain, "dpo": folder.dpo}
+    return {
+        "train": folder.train,
+        "eval": folder.eval,
+        "rejected": folder.rejected,
+        "probes_paraphrase": folder.probes_paraphrase,
+        "probes_abstain": folder.probes_abstain,
+        "dpo": folder.dpo,
+    }
 
 
-def write_dataset(layout: Layout, gen: GenerateConfig, llm_cfg: LLMConfig, docs: list[Document], chunks: list[Chunk],
-                  with_content: list[Chunk], curated: Curated, llm: LLMClient | None, llm_info: GenerationInfo, started: float) -> DatasetReport:
+def write_dataset(
+    layout: Layout,
+    gen: GenerateConfig,
+    llm_cfg: LLMConfig,
+    docs: list[Document],
+    chunks: list[Chunk],
+    with_content: list[Chunk],
+    curated: Curated,
+    llm: LLMClient | None,
+    llm_info: GenerationInfo,
+    started: float,
+) -> DatasetReport:
     folder = layout.dataset
     train, evaluation = split_pairs(curated.accepted, {c.id: c for c in chunks}, gen.eval_fraction, gen.seed)
     train_records, eval_records = [training_record(p) for p in train], [training_record(p) for p in evaluation]
@@ -65,9 +81,15 @@ def write_dataset(layout: Layout, gen: GenerateConfig, llm_cfg: LLMConfig, docs:
             write_json(folder.in_format(style, split), [convert(r) for r in rows])
     llm_info = llm_info.model_copy(update={"usage": _usage(llm)})
     result = DatasetReport(
-        documents=len(docs), chunks=len(chunks), funnel=curated.funnel, rejections=_reasons(curated), tiers=_tiers(curated),
-        splits={name: len(rows) for name, rows in records.items()}, llm=llm_info,
-        seconds=round(time.monotonic() - started, 2), **coverage(docs, with_content, curated),
+        documents=len(docs),
+        chunks=len(chunks),
+        funnel=curated.funnel,
+        rejections=_reasons(curated),
+        tiers=_tiers(curated),
+        splits={name: len(rows) for name, rows in records.items()},
+        llm=llm_info,
+        seconds=round(time.monotonic() - started, 2),
+        **coverage(docs, with_content, curated),
     )
     write_json(folder.report, result)
     write_json(folder.manifest, manifest(folder, gen, llm_cfg, docs, with_content, llm))
@@ -114,8 +136,11 @@ def coverage(docs: list[Document], with_content: list[Chunk], curated: Curated) 
             continue
         uncovered[doc.path] = "; ".join(f"{n} {why}" for why, n in reasons.most_common(3)) or "no candidates"
     return {
-        "documents_with_text": len(text_docs), "documents_covered": len(covered_docs) + twins, "uncovered": uncovered,
-        "chunks_with_content": len(with_content), "chunks_covered": len({p.chunk_id for p in curated.accepted}),
+        "documents_with_text": len(text_docs),
+        "documents_covered": len(covered_docs) + twins,
+        "uncovered": uncovered,
+        "chunks_with_content": len(with_content),
+        "chunks_covered": len({p.chunk_id for p in curated.accepted}),
     }
 
 
@@ -138,8 +163,9 @@ def _model_file_hash(llm: LLMClient | None) -> str | None:
     return sha256_file(Path(path)) if path else None
 
 
-def manifest(folder: DatasetLayout, gen: GenerateConfig, llm_cfg: LLMConfig, docs: list[Document], with_content: list[Chunk],
-             llm: LLMClient | None) -> DatasetManifest:
+def manifest(
+    folder: DatasetLayout, gen: GenerateConfig, llm_cfg: LLMConfig, docs: list[Document], with_content: list[Chunk], llm: LLMClient | None
+) -> DatasetManifest:
     """What the dataset was made from, by hash: enough to tell whether two datasets can differ."""
     used = {c.doc_id for c in with_content}
     prompts = {agent.__name__: agent.system_prompt for agent in (QAWriter, SupportJudge, Paraphraser)}

@@ -29,7 +29,10 @@ def preference_pairs(train: Sequence[QAPair], rejected: Sequence[Rejection]) -> 
         other = _from_other_document(train, index)
         if failures.get(pair.chunk_id):
             failure = failures[pair.chunk_id].pop()
-            kind, bad = f"model answer that failed the {failure.stage} check", f"{failure.draft.answer.strip()}\n\n{source_reference(pair.citation)}"
+            kind, bad = (
+                f"model answer that failed the {failure.stage} check",
+                f"{failure.draft.answer.strip()}\n\n{source_reference(pair.citation)}",
+            )
         elif other is None:
             kind, bad = CONSTRUCTED[1], pair.answer.strip()
         else:
@@ -39,13 +42,15 @@ def preference_pairs(train: Sequence[QAPair], rejected: Sequence[Rejection]) -> 
                 CONSTRUCTED[1]: pair.answer.strip(),
                 CONSTRUCTED[2]: render_answer(pair.answer, other.citation),
             }[kind]
-        records.append(PreferencePair(
-            id=pair.id,
-            prompt=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": pair.question}],
-            chosen=[{"role": "assistant", "content": render_answer(pair.answer, pair.citation)}],
-            rejected=[{"role": "assistant", "content": bad}],
-            rejected_kind=kind,
-        ))
+        records.append(
+            PreferencePair(
+                id=pair.id,
+                prompt=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": pair.question}],
+                chosen=[{"role": "assistant", "content": render_answer(pair.answer, pair.citation)}],
+                rejected=[{"role": "assistant", "content": bad}],
+                rejected_kind=kind,
+            )
+        )
     return records
 
 

@@ -70,8 +70,10 @@ def load_documents(layout: Layout) -> list[Document]:
             try:
                 docs.append(Document.model_validate_json(line))
             except ValueError as exc:  # broken JSON or a record that is not a Document
-                raise GenerateError(f"{path} line {number} is not a document ({_first_problem(exc)}): "
-                                    f"run `docpipe ingest DOCS --out {out_dir}` again", kind=ErrorKind.damaged) from None
+                raise GenerateError(
+                    f"{path} line {number} is not a document ({_first_problem(exc)}): run `docpipe ingest DOCS --out {out_dir}` again",
+                    kind=ErrorKind.damaged,
+                ) from None
     return docs
 
 
@@ -85,7 +87,12 @@ def make_chunks(docs: list[Document], cfg: GenerateConfig) -> list[Chunk]:
 
 
 def generate_candidates(
-    chunks: list[Chunk], sources: dict[str, Source], cfg: GenerateConfig, llm_cfg: LLMConfig, llm: LLMClient | None, store: JsonCache,
+    chunks: list[Chunk],
+    sources: dict[str, Source],
+    cfg: GenerateConfig,
+    llm_cfg: LLMConfig,
+    llm: LLMClient | None,
+    store: JsonCache,
     on_chunk: ChunkHook | None = None,
 ) -> tuple[list[Draft], dict[str, Any]]:
     """Every chunk's candidate drafts (stored per chunk, reused when unchanged) and the agent's tier counts.
@@ -114,13 +121,25 @@ def generate_candidates(
     return drafts, info
 
 
-def _write_pairs(tasks: list[ChunkTask], llm: LLMClient | None, cfg: GenerateConfig, llm_cfg: LLMConfig, sources: dict[str, Source], store: JsonCache,
-                 results: dict[str, list[Draft]], stats: Counter, errors: list[str], on_chunk: ChunkHook | None) -> None:
+def _write_pairs(
+    tasks: list[ChunkTask],
+    llm: LLMClient | None,
+    cfg: GenerateConfig,
+    llm_cfg: LLMConfig,
+    sources: dict[str, Source],
+    store: JsonCache,
+    results: dict[str, list[Draft]],
+    stats: Counter,
+    errors: list[str],
+    on_chunk: ChunkHook | None,
+) -> None:
     """Fill `results` for `tasks`: from the store when done before, else from the QA agent."""
     agent = QAWriter(llm)
     # What else decides a chunk's candidates: the model's sampling and the checks the top-up uses.
-    settings = (llm_cfg.model_dump(include={"api_base", "temperature", "max_tokens", "seed"}),
-                cfg.model_dump(include={"min_support", "min_question_chars", "max_question_chars", "min_answer_chars", "max_answer_chars"}))
+    settings = (
+        llm_cfg.model_dump(include={"api_base", "temperature", "max_tokens", "seed"}),
+        cfg.model_dump(include={"min_support", "min_question_chars", "max_question_chars", "min_answer_chars", "max_answer_chars"}),
+    )
     todo: list[tuple[ChunkTask, str]] = []
     for task in tasks:
         key = stable_hash(GENERATE_VERSION, task.chunk.id, task.pairs, llm.model if llm else None, agent.system_prompt, settings)
@@ -220,8 +239,11 @@ def run(inputs: GenerateInputs, cfg: GenerateConfig, *, events: EventSink = igno
     docs = load_documents(layout)
     chunks = make_chunks(docs, cfg)
     if not any(pairs_wanted(c, cfg) for c in chunks):
-        raise GenerateError(f"none of the {len(docs)} documents in {layout.documents} has text to ask about "
-                            f"(see {layout.ingest_report} for why files were not read)", kind=ErrorKind.empty_dataset)
+        raise GenerateError(
+            f"none of the {len(docs)} documents in {layout.documents} has text to ask about "
+            f"(see {layout.ingest_report} for why files were not read)",
+            kind=ErrorKind.empty_dataset,
+        )
     write_jsonl(layout.chunks, chunks)
     by_id = {doc.doc_id: doc for doc in docs}
     sources = {chunk.id: Source(chunk, by_id[chunk.doc_id]) for chunk in chunks}
@@ -247,8 +269,7 @@ class _Progress:
     def chunk_done(self, chunk: Chunk, candidates: int) -> None:
         self.done += 1
         self.candidates += candidates
-        self.events(StageEvent(stage=STAGE, step=self.done, total=self.total, message=chunk.path,
-                               metrics={"candidates": self.candidates}))
+        self.events(StageEvent(stage=STAGE, step=self.done, total=self.total, message=chunk.path, metrics={"candidates": self.candidates}))
 
 
 def _open_llm(cfg: LLMConfig, layout: Layout) -> LLMClient | None:

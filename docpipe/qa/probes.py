@@ -83,11 +83,19 @@ def paraphrase_probes(train: Sequence[QAPair], reword: Reword, count: int, seed:
         question = reword(pair.question)
         if not question or _word_overlap(question, pair.question) >= 0.7:
             continue  # no rewording, or too close to the trained phrasing to tell anything
-        probes.append(Probe(
-            id=stable_hash("paraphrase", pair.id, question)[:16], kind="paraphrase", source_id=pair.id, question=question,
-            original_question=pair.question, answer=pair.answer, citation=pair.citation, chunk_id=pair.chunk_id,
-            messages=to_messages(question, render_answer(pair.answer, pair.citation)),
-        ))
+        probes.append(
+            Probe(
+                id=stable_hash("paraphrase", pair.id, question)[:16],
+                kind="paraphrase",
+                source_id=pair.id,
+                question=question,
+                original_question=pair.question,
+                answer=pair.answer,
+                citation=pair.citation,
+                chunk_id=pair.chunk_id,
+                messages=to_messages(question, render_answer(pair.answer, pair.citation)),
+            )
+        )
     return probes
 
 

@@ -17,7 +17,9 @@ from docpipe.qa.citation import normalize
 MIN_GROUPS = 4  # below this, sections are too coarse to hold some out: split by chunk
 
 
-def split_pairs(pairs: Sequence[QAPair], chunks: dict[str, Chunk], eval_fraction: float, seed: int = 0) -> tuple[list[QAPair], list[QAPair]]:
+def split_pairs(
+    pairs: Sequence[QAPair], chunks: dict[str, Chunk], eval_fraction: float, seed: int = 0
+) -> tuple[list[QAPair], list[QAPair]]:
     """(train, eval): eval gets whole groups until it holds about `eval_fraction` of the pairs."""
     group_of = _groups(pairs, chunks, by_section=True)
     if len(set(group_of.values())) < MIN_GROUPS:

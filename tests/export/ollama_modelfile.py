@@ -18,8 +18,7 @@ from __future__ import annotations
 import unicodedata
 
 NIL, NAME, VALUE, PARAMETER, MESSAGE, COMMENT = range(6)
-_COMMANDS = {"from", "license", "template", "system", "adapter", "draft", "renderer", "parser", "parameter",
-             "message", "requires"}
+_COMMANDS = {"from", "license", "template", "system", "adapter", "draft", "renderer", "parser", "parameter", "message", "requires"}
 # unicode.IsSpace, which strings.TrimSpace uses.
 _GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
 

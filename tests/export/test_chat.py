@@ -16,10 +16,13 @@ from docpipe.cli import app
 from docpipe.runtime.packaged import packaged_model_path
 
 pytestmark = [
-    pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
-                       reason="llama-cpp-python is not installed: pip install 'docpipe[local]'"),
-    pytest.mark.skipif(packaged_model_path() is None,
-                       reason="the packaged model is not installed: scripts/setup.sh installs requirements/packaged-models.txt"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed: pip install 'docpipe[local]'"
+    ),
+    pytest.mark.skipif(
+        packaged_model_path() is None,
+        reason="the packaged model is not installed: scripts/setup.sh installs requirements/packaged-models.txt",
+    ),
 ]
 
 runner = CliRunner()
@@ -27,9 +30,13 @@ runner = CliRunner()
 CONVERSATIONS = [
     [{"role": "user", "content": "What is the capital of France?"}],
     [{"role": "system", "content": "Answer from the pump manual only."}, {"role": "user", "content": "Pump rate?"}],
-    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Pump rate?"},
-     {"role": "assistant", "content": "40 litres per minute."}, {"role": "user", "content": "And at night?"}],
-    [{"role": "user", "content": "Café, naïve, 日本語, emoji 🚰 — and <b>tags</b> & \"quotes\"."}],
+    [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Pump rate?"},
+        {"role": "assistant", "content": "40 litres per minute."},
+        {"role": "user", "content": "And at night?"},
+    ],
+    [{"role": "user", "content": 'Café, naïve, 日本語, emoji 🚰 — and <b>tags</b> & "quotes".'}],
 ]
 
 
@@ -83,10 +90,14 @@ def test_prompt_tokens_are_the_ones_transformers_trains_on(llm, hf_tokenizer, me
 
 TEMPLATES = [
     # tojson without HTML escaping, loop controls, a trimmed block and a generation tag (TRL's assistant mask).
-    ("{% for m in messages %}{% if m.role == 'system' %}{% continue %}{% endif %}\n"
-     "  {{ m | tojson }}{% generation %}|{{ m.content }}|{% endgeneration %}\n{% endfor %}"),
-    ("{{ bos_token }}{% for m in messages %}{{ m.role }}: {{ m.content }}{{ eos_token }}{% if loop.index == 2 %}{% break %}{% endif %}"
-     "{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}"),
+    (
+        "{% for m in messages %}{% if m.role == 'system' %}{% continue %}{% endif %}\n"
+        "  {{ m | tojson }}{% generation %}|{{ m.content }}|{% endgeneration %}\n{% endfor %}"
+    ),
+    (
+        "{{ bos_token }}{% for m in messages %}{{ m.role }}: {{ m.content }}{{ eos_token }}{% if loop.index == 2 %}{% break %}{% endif %}"
+        "{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}"
+    ),
 ]
 
 
@@ -98,8 +109,9 @@ def test_templates_render_as_transformers_renders_them(llm, template):
 
     fmt = dataclasses.replace(ChatFormat.from_gguf(llm), template=template)
     for messages in CONVERSATIONS:
-        rendered, _ = render_jinja_template([messages], chat_template=template, add_generation_prompt=True,
-                                            bos_token=fmt.bos_token, eos_token=fmt.eos_token)
+        rendered, _ = render_jinja_template(
+            [messages], chat_template=template, add_generation_prompt=True, bos_token=fmt.bos_token, eos_token=fmt.eos_token
+        )
         assert fmt.render(messages) == rendered[0]
 
 
@@ -113,11 +125,14 @@ def test_a_template_can_raise_an_error(llm):
         fmt.render(CONVERSATIONS[0])
 
 
-@pytest.mark.parametrize(("template", "add_bos", "bos_count"), [
-    ("{{ bos_token }}{% for m in messages %}<turn>{{ m.content }}{% endfor %}", True, 1),  # Gemma writes <bos> itself
-    ("{% for m in messages %}<turn>{{ m.content }}{% endfor %}", True, 1),  # llama.cpp adds it
-    ("{% for m in messages %}<turn>{{ m.content }}{% endfor %}", False, 0),
-])
+@pytest.mark.parametrize(
+    ("template", "add_bos", "bos_count"),
+    [
+        ("{{ bos_token }}{% for m in messages %}<turn>{{ m.content }}{% endfor %}", True, 1),  # Gemma writes <bos> itself
+        ("{% for m in messages %}<turn>{{ m.content }}{% endfor %}", True, 1),  # llama.cpp adds it
+        ("{% for m in messages %}<turn>{{ m.content }}{% endfor %}", False, 0),
+    ],
+)
 def test_exactly_one_bos_where_the_model_wants_one(llm, template, add_bos, bos_count):
     from export.chat import ChatFormat, prompt_tokens
 
@@ -141,7 +156,7 @@ def test_split_characters_are_printed_whole():
 
     text = "é 日 🚰"
     data = text.encode()
-    assert "".join(decode_utf8(data[i:i + 1] for i in range(len(data)))) == text
+    assert "".join(decode_utf8(data[i : i + 1] for i in range(len(data)))) == text
     assert list(decode_utf8([b"a\xf0\x9f"])) == ["a", "\ufffd"]  # a reply cut inside a character
 
 
@@ -171,20 +186,21 @@ def test_the_oldest_exchanges_go_when_the_context_is_full(llm):
     system = {"role": "system", "content": "Be brief."}
     history = []
     for i in range(12):
-        history += [{"role": "user", "content": f"Question {i}: tell me about pump model {i} in detail."},
-                    {"role": "assistant", "content": f"Pump {i} moves {i * 10} litres per minute at four bar."}]
+        history += [
+            {"role": "user", "content": f"Question {i}: tell me about pump model {i} in detail."},
+            {"role": "assistant", "content": f"Pump {i} moves {i * 10} litres per minute at four bar."},
+        ]
     messages = [system, *history, {"role": "user", "content": "Which pump is fastest?"}]
     kept = fit_context(llm, messages, reserve=200)
     assert kept[0] == system and kept[-1] == messages[-1] and kept[1]["role"] == "user"
-    assert 3 < len(kept) < len(messages) and kept[1:] == messages[len(messages) - len(kept) + 1:]
+    assert 3 < len(kept) < len(messages) and kept[1:] == messages[len(messages) - len(kept) + 1 :]
     assert len(prompt_tokens(llm, kept)) + 200 <= llm.n_ctx()
     with pytest.raises(ChatError, match="does not fit"):
         fit_context(llm, [system, {"role": "user", "content": "pump " * 600}], reserve=200)
 
 
 def test_one_question_from_the_command_line(gguf, generated):
-    result = runner.invoke(app, ["chat", str(gguf), "--prompt", "What is the capital of France?", "--max-tokens", "16",
-                                 "--threads", "1"])
+    result = runner.invoke(app, ["chat", str(gguf), "--prompt", "What is the capital of France?", "--max-tokens", "16", "--threads", "1"])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip()
     assert len(generated) == 1 and 0 < len(generated[0][1]) <= 16
@@ -211,15 +227,18 @@ def test_a_conversation_remembers_earlier_turns_until_reset(llm, gguf, generated
     assert reply.strip() and reply in out.getvalue()
     ana, name = {"role": "user", "content": "My name is Ana."}, {"role": "user", "content": "What is my name?"}
     assert second == prompt_tokens(llm, [ana, {"role": "assistant", "content": reply}, name])
-    assert second[:len(first)] == first
+    assert second[: len(first)] == first
     assert after_reset == prompt_tokens(llm, [name])
 
 
-@pytest.mark.parametrize(("system", "metadata", "seen"), [
-    (None, "Answer from the manual.", "Answer from the manual."),  # the prompt docpipe export wrote
-    ("Answer in one word.", "Answer from the manual.", "Answer in one word."),  # --system wins
-    (None, None, "You are a helpful AI assistant named SmolLM"),  # none: the template's own default
-])
+@pytest.mark.parametrize(
+    ("system", "metadata", "seen"),
+    [
+        (None, "Answer from the manual.", "Answer from the manual."),  # the prompt docpipe export wrote
+        ("Answer in one word.", "Answer from the manual.", "Answer in one word."),  # --system wins
+        (None, None, "You are a helpful AI assistant named SmolLM"),  # none: the template's own default
+    ],
+)
 def test_the_system_prompt_comes_from_the_gguf_unless_given(llm, gguf, generated, monkeypatch, system, metadata, seen):
     import llama_cpp
 
@@ -246,7 +265,9 @@ def test_not_a_gguf_is_one_clear_line(tmp_path):
 
 
 def test_without_llama_cpp_the_error_names_the_extra(gguf):
-    code = ("import sys\nsys.modules['llama_cpp'] = None\nfrom typer.testing import CliRunner\nfrom docpipe.cli import app\n"
-            f"result = CliRunner().invoke(app, ['chat', {str(gguf)!r}])\nprint(result.exit_code, result.output)\n")
+    code = (
+        "import sys\nsys.modules['llama_cpp'] = None\nfrom typer.testing import CliRunner\nfrom docpipe.cli import app\n"
+        f"result = CliRunner().invoke(app, ['chat', {str(gguf)!r}])\nprint(result.exit_code, result.output)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("2 ") and "pip install 'docpipe[local]'" in out

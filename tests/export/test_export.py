@@ -26,6 +26,7 @@ _trained: dict[str, Path] = {}
 @pytest.fixture(scope="module")
 def trained_runs(tmp_path_factory):
     """family -> an output folder with a dataset and a finished run (trained once per module, a few seconds each)."""
+
     def get(family: str) -> Path:
         if family not in _trained:
             root = tmp_path_factory.mktemp(f"run-{family}")
@@ -36,6 +37,7 @@ def trained_runs(tmp_path_factory):
             train_run(root / "out", cfg, hardware=CPU)
             _trained[family] = root / "out"
         return _trained[family]
+
     return get
 
 
@@ -121,8 +123,11 @@ def test_a_wrong_bos_flag_fails_the_gate(out, monkeypatch):
 
     def with_bos(*args):  # the planted bug: BOS added to every prompt, which training never saw
         fields = [f for f in real(*args) if f.key != "tokenizer.ggml.add_bos_token"]
-        return [*fields, vocab.Field("tokenizer.ggml.add_bos_token", True, GGUFValueType.BOOL),
-                vocab.Field("tokenizer.ggml.bos_token_id", 1, GGUFValueType.UINT32)]
+        return [
+            *fields,
+            vocab.Field("tokenizer.ggml.add_bos_token", True, GGUFValueType.BOOL),
+            vocab.Field("tokenizer.ggml.bos_token_id", 1, GGUFValueType.UINT32),
+        ]
 
     monkeypatch.setattr(vocab, "hf_tokenizer", with_bos)
     result = _export(out, quantizations=["f16"], modelfile_quantization="f16")
@@ -148,7 +153,9 @@ def test_an_interrupted_export_resumes_without_redoing_finished_files(out, monke
 
     quantised = []
     monkeypatch.setattr(gguf_writer, "write_gguf", lambda *a, **k: pytest.fail("the finished F16 file was written again"))
-    monkeypatch.setattr(quantize, "quantize", lambda source, dest, quant, threads: (quantised.append(quant), real(source, dest, quant, threads)))
+    monkeypatch.setattr(
+        quantize, "quantize", lambda source, dest, quant, threads: (quantised.append(quant), real(source, dest, quant, threads))
+    )
     result = _export(out)
     assert quantised == ["q4_k_m"] and result.passed
 
@@ -166,12 +173,15 @@ def test_export_prints_the_ollama_commands(out):
     assert "export: my-docs from run" in status.output and "my-docs-q8_0.gguf (pass)" in status.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--name", "My Docs!"], "characters Ollama does not accept"),
-    (["--modelfile-quant", "q4_0"], "is not in export.quantizations"),
-    (["--run", "nosuchrun"], "no finished training run 'nosuchrun'"),
-    (["-q", "f16", "-q", "bf16", "--modelfile-quant", "f16"], "list only one of f16, bf16, f32"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--name", "My Docs!"], "characters Ollama does not accept"),
+        (["--modelfile-quant", "q4_0"], "is not in export.quantizations"),
+        (["--run", "nosuchrun"], "no finished training run 'nosuchrun'"),
+        (["-q", "f16", "-q", "bf16", "--modelfile-quant", "f16"], "list only one of f16, bf16, f32"),
+    ],
+)
 def test_bad_options_are_one_clear_line(out, args, message):
     result = CliRunner().invoke(app, ["export", "--out", str(out), *args])
     assert result.exit_code == 2 and message in result.output
@@ -221,7 +231,9 @@ def test_a_damaged_dataset_record_is_one_clear_line(tmp_path):
     tiny_dataset(dataset.root, pairs=4)
     assert [m["role"] for m in pipeline.parity_conversations(dataset, 2)[0]] == ["system", "user", "assistant"]
     dataset.eval.write_text('{"id": "p1", "messages": [{"role": "user", "content": "Why?"}]}\n', encoding="utf-8")
-    with pytest.raises(ExportError, match=r"eval.jsonl line 1 is not a training record \(question: Field required\): run `docpipe generate` again$"):
+    with pytest.raises(
+        ExportError, match=r"eval.jsonl line 1 is not a training record \(question: Field required\): run `docpipe generate` again$"
+    ):
         pipeline.parity_conversations(dataset, 2)
 
 

@@ -78,8 +78,10 @@ GEMMA_TRIMMED = GEMMA3_CHAT_TEMPLATE.replace("message['content']", "message['con
 
 def _chatml_with_default(default: str) -> str:
     literal = json.dumps(default)  # ASCII-escaped: also a valid Jinja string literal for BMP text
-    return ("{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
-            "{{ '<|im_start|>system\\n' + " + literal + " + '<|im_end|>\\n' }}{% endif %}" + CHATML[len("{% for message in messages %}"):])
+    return (
+        "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+        "{{ '<|im_start|>system\\n' + " + literal + " + '<|im_end|>\\n' }}{% endif %}" + CHATML[len("{% for message in messages %}") :]
+    )
 
 
 def _system(text):
@@ -98,8 +100,14 @@ HOSTILE = ["{{ .Content }}", "{{", "}}", '"""', "back\\slash", "é 中文 🙂 �
 CONVERSATIONS = [
     [_user("What is the pump rate?")],
     [_system("Answer from the documents."), _user("What is the pump rate?")],
-    [_system("Answer from the documents."), _user("Pump rate?"), _assistant("40 l/min.\n\nSource: guide.pdf, p. 3"),
-     _user("And the bridge?"), _assistant("It opened in 1932."), _user("Who built it?")],
+    [
+        _system("Answer from the documents."),
+        _user("Pump rate?"),
+        _assistant("40 l/min.\n\nSource: guide.pdf, p. 3"),
+        _user("And the bridge?"),
+        _assistant("It opened in 1932."),
+        _user("Who built it?"),
+    ],
     [_system("Answer from the documents.")],
     [_user("Pump rate?"), _assistant("40 l/min."), _user("Sure?")],
     *([_system(text), _user(text), _assistant(text), _user(text)] for text in HOSTILE),
@@ -124,8 +132,15 @@ def go_render(tmp_path_factory):
 
     def render(template: str, conversations: list[list[dict]]) -> list[str]:
         cases = [{"messages": [{"Role": m["role"], "Content": m["content"]} for m in c]} for c in conversations]
-        done = subprocess.run([str(folder / "render")], input=json.dumps({"template": template, "cases": cases}),
-                              capture_output=True, text=True, encoding="utf-8", check=True, timeout=60)
+        done = subprocess.run(
+            [str(folder / "render")],
+            input=json.dumps({"template": template, "cases": cases}),
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            check=True,
+            timeout=60,
+        )
         return json.loads(done.stdout)
 
     return render
@@ -137,8 +152,9 @@ def _tokenizer(chat_template: str, *, bos: str | None, eos: str, special: list[s
     from transformers import PreTrainedTokenizerFast
 
     vocab = {token: i for i, token in enumerate(["[UNK]", *special])}
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="[UNK]")),
-                                        bos_token=bos, eos_token=eos, unk_token="[UNK]")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="[UNK]")), bos_token=bos, eos_token=eos, unk_token="[UNK]"
+    )
     tokenizer.chat_template = chat_template
     return tokenizer
 
@@ -182,7 +198,9 @@ def test_smollm2_template_renders_as_in_hugging_face(go_render, smollm2):
     _assert_golden(go_render, smollm2, add_bos=False)
 
 
-@pytest.mark.parametrize("chat_template", [QWEN25, CHATML, _chatml_with_default(HOSTILE_DEFAULT)], ids=["qwen2.5", "plain", "hostile-default"])
+@pytest.mark.parametrize(
+    "chat_template", [QWEN25, CHATML, _chatml_with_default(HOSTILE_DEFAULT)], ids=["qwen2.5", "plain", "hostile-default"]
+)
 def test_chatml_templates_render_as_in_hugging_face(go_render, chat_template):
     tokenizer = _chatml_tokenizer(chat_template)
     template = ollama_template(_render(tokenizer), bos_token=None, eos_token="<|im_end|>", add_bos=False)
@@ -208,9 +226,11 @@ def test_gemma_turns_render_as_in_hugging_face(go_render, add_bos):
     _assert_golden(go_render, tokenizer, add_bos=add_bos)
 
 
-@pytest.mark.parametrize("build, chat_template", [(_chatml_tokenizer, LLAMA3), (_gemma_tokenizer, GEMMA_TRIMMED),
-                                                  (_chatml_tokenizer, "{{ raise_exception('no system role') }}")],
-                         ids=["llama3", "trimming-gemma", "raises"])
+@pytest.mark.parametrize(
+    "build, chat_template",
+    [(_chatml_tokenizer, LLAMA3), (_gemma_tokenizer, GEMMA_TRIMMED), (_chatml_tokenizer, "{{ raise_exception('no system role') }}")],
+    ids=["llama3", "trimming-gemma", "raises"],
+)
 def test_other_templates_are_refused(build, chat_template):
     tokenizer = build(chat_template)
     with pytest.raises(TemplateError, match="ChatML"):

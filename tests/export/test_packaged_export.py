@@ -19,8 +19,9 @@ CPU = Hardware(cuda=None, mps=False, apple_silicon=False, cores=1)
 
 def _train_and_export(tmp_path, base_model: str):
     tiny_dataset(tmp_path / "dataset", pairs=8)
-    cfg = DocpipeConfig(train=TrainConfig(base_model=base_model, max_steps=2, batch_size=4, threads=1),
-                        export=ExportConfig(threads=1, parity_chats=4))
+    cfg = DocpipeConfig(
+        train=TrainConfig(base_model=base_model, max_steps=2, batch_size=4, threads=1), export=ExportConfig(threads=1, parity_chats=4)
+    )
     trained = train_run(tmp_path, cfg, hardware=CPU)
     return trained, export_run(tmp_path, cfg)
 
@@ -38,7 +39,9 @@ def test_the_packaged_default_base_exports_through_the_gate(tmp_path):
     assert sizes["f16"] > sizes["q8_0"] > sizes["q4_k_m"] > 50
 
     # The tokenizer and settings come from the packaged GGUF, and the ones docpipe would compute agree with them.
-    source = pretrained.source_gguf(tmp_path / "cache" / "base_models" / trained.base_path.split("/")[-1], tmp_path / "cache" / "base_models")
+    source = pretrained.source_gguf(
+        tmp_path / "cache" / "base_models" / trained.base_path.split("/")[-1], tmp_path / "cache" / "base_models"
+    )
     exported = {f.key: f.value for f in source_fields(tmp_path / "export" / f"{result.name}-f16.gguf")}
     original = {f.key: f.value for f in source_fields(source)}
     assert all(exported[k] == v for k, v in original.items() if k.startswith(("tokenizer.ggml.", "llama.")))
@@ -53,8 +56,10 @@ def test_the_packaged_default_base_exports_through_the_gate(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(any(importlib.util.find_spec(p) is None for p in pretrained.GEMMA_PACKAGES),
-                    reason=f"Gemma-3-270M is opt-in: {pretrained.GEMMA_INSTALL}")
+@pytest.mark.skipif(
+    any(importlib.util.find_spec(p) is None for p in pretrained.GEMMA_PACKAGES),
+    reason=f"Gemma-3-270M is opt-in: {pretrained.GEMMA_INSTALL}",
+)
 def test_gemma_exports_with_its_sentencepiece_tokenizer_and_one_bos(tmp_path):
     trained, result = _train_and_export(tmp_path, "gemma-3-270m")
 

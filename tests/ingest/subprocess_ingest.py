@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 
 
-def ingest_with_sitecustomize(sources: dict[str, Path], tmp_path: Path, sitecustomize: str, env: dict[str, str] | None = None) -> dict[str, dict]:
+def ingest_with_sitecustomize(
+    sources: dict[str, Path], tmp_path: Path, sitecustomize: str, env: dict[str, str] | None = None
+) -> dict[str, dict]:
     """Copy `sources` (name -> file) into a folder, ingest it, and return the documents by path."""
     docs, hooks, out = tmp_path / "docs", tmp_path / "hooks", tmp_path / "out"
     docs.mkdir()

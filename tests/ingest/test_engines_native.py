@@ -326,8 +326,14 @@ def test_zip_member_titles_and_pages_survive(tmp_path, corpus):
 
 
 def test_zip_slip_names_are_never_written(tmp_path):
-    members = [("../evil.txt", PARAGRAPHS), ("/abs.txt", PARAGRAPHS), ("ok/good.txt", PARAGRAPHS),
-               (".hidden.txt", PARAGRAPHS), ("__MACOSX/._good.txt", "x"), ("tool.exe", b"MZ" + bytes(64))]
+    members = [
+        ("../evil.txt", PARAGRAPHS),
+        ("/abs.txt", PARAGRAPHS),
+        ("ok/good.txt", PARAGRAPHS),
+        (".hidden.txt", PARAGRAPHS),
+        ("__MACOSX/._good.txt", "x"),
+        ("tool.exe", b"MZ" + bytes(64)),
+    ]
     (tmp_path / "inner").mkdir()
     path = _zip(tmp_path / "inner" / "slip.zip", members)
     ex = zip_engine.extract(path, "zip", CFG)

@@ -56,8 +56,14 @@ def test_ctrl_c_keeps_what_was_read_and_the_same_command_resumes(tmp_path):
     cmd = [sys.executable, "-m", "docpipe", "ingest", str(docs), "--out", str(out), "--config", str(config)]
     # Regression: started from a background job (`.ci/run &`), the child inherited SIGINT as
     # ignored, Python then never raised KeyboardInterrupt, and the run finished all six files.
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 60
     while not list((out / "cache").rglob("*.json")) and time.monotonic() < deadline:
         time.sleep(0.2)

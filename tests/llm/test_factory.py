@@ -72,10 +72,13 @@ def test_importing_docpipe_llm_loads_no_backend():
     assert done.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize(("blocked", "model", "extra"), [
-    ("litellm", "openai/gpt-4o-mini", "docpipe[api]"),
-    ("llama_cpp", factory.__file__, "docpipe[local]"),  # any existing file ending .gguf would do
-])
+@pytest.mark.parametrize(
+    ("blocked", "model", "extra"),
+    [
+        ("litellm", "openai/gpt-4o-mini", "docpipe[api]"),
+        ("llama_cpp", factory.__file__, "docpipe[local]"),  # any existing file ending .gguf would do
+    ],
+)
 def test_a_missing_backend_names_its_extra(tmp_path, blocked, model, extra):
     if model.endswith(".py"):
         model = str(tmp_path / "model.gguf")

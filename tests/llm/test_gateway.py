@@ -186,8 +186,15 @@ def test_a_rerun_is_answered_from_the_cache(tmp_path):
     assert gateway.complete(ASK, schema={"type": "object"}, purpose="qa") == "at nine"
     assert asyncio.run(gateway.acomplete(ASK, schema={"type": "object"}, purpose="qa")) == "at nine"
     assert again.calls == 0
-    assert gateway.usage()["qa"] == {"calls": 2, "cache_hits": 2, "retries": 0, "failures": 0,
-                                     "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0}
+    assert gateway.usage()["qa"] == {
+        "calls": 2,
+        "cache_hits": 2,
+        "retries": 0,
+        "failures": 0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "cost_usd": 0,
+    }
 
 
 @pytest.mark.parametrize("change", [{"temperature": 0.7}, {"max_tokens": 100}, {"seed": 1}, "schema", "messages"])
@@ -228,8 +235,15 @@ def test_usage_is_kept_per_purpose():
     gateway.complete(ASK, purpose="QAWriter")
     gateway.complete([ChatMessage(role="user", content="judge this")], purpose="Judge")
     usage = gateway.usage()
-    assert usage["QAWriter"] == {"calls": 1, "cache_hits": 0, "retries": 1, "failures": 0,
-                                 "prompt_tokens": 10, "completion_tokens": 3, "cost_usd": pytest.approx(0.001)}
+    assert usage["QAWriter"] == {
+        "calls": 1,
+        "cache_hits": 0,
+        "retries": 1,
+        "failures": 0,
+        "prompt_tokens": 10,
+        "completion_tokens": 3,
+        "cost_usd": pytest.approx(0.001),
+    }
     assert usage["Judge"]["calls"] == 1 and usage["Judge"]["completion_tokens"] == 1
 
 

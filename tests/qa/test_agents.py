@@ -25,7 +25,9 @@ def test_llama_grammars_keep_short_string_bounds_and_drop_long_ones():
 
 
 def test_a_reply_that_quotes_nothing_from_the_passage_is_retried_then_replaced():
-    invented = json.dumps({"pairs": [{"question": "What is the admin password?", "answer": "swordfish", "quote": "the password is swordfish"}]})
+    invented = json.dumps(
+        {"pairs": [{"question": "What is the admin password?", "answer": "swordfish", "quote": "the password is swordfish"}]}
+    )
     llm = FakeLLM(lambda m, s, n: invented)
     result = QAWriter(llm).run(ChunkTask(CHUNK, 2))
     assert result.tier == Tier.heuristic and result.calls == 4

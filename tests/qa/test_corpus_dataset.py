@@ -32,7 +32,7 @@ def test_every_accepted_citation_is_in_the_ingested_document(corpus_dataset):
     for record in records:
         c = record["citation"]
         doc = docs[c["doc_id"]]
-        assert doc.text[c["start"]:c["end"]] == c["quote"] and doc.path == c["path"]
+        assert doc.text[c["start"] : c["end"]] == c["quote"] and doc.path == c["path"]
         assert support(record["answer"], c["quote"]) >= 0.6
         if c["page"] is not None:
             assert doc.pages is None or 1 <= c["page"] <= doc.pages
@@ -61,4 +61,8 @@ def test_the_card_shows_the_funnel_and_coverage(corpus_dataset):
     for stage in ("candidates written", "quote found in the source", "answer supported by the quote", "after removing duplicates"):
         assert stage in card
     assert f"{report.documents_covered} of {report.documents_with_text} documents with text" in card
-    assert report.splits["probes_abstain"] >= 20 and report.splits["probes_paraphrase"] >= 20 and report.splits["dpo"] == report.splits["train"]
+    assert (
+        report.splits["probes_abstain"] >= 20
+        and report.splits["probes_paraphrase"] >= 20
+        and report.splits["dpo"] == report.splits["train"]
+    )

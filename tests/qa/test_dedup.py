@@ -49,7 +49,7 @@ def test_empty_input():
 def test_look_alike_characters_and_compatibility_forms_make_an_exact_duplicate():
     pairs = [
         ("What is the \u201creading room\u201d?", ANSWER),
-        ("What is the \"reading\u00a0room\"?", ANSWER),
+        ('What is the "reading\u00a0room"?', ANSWER),
         ("WHAT IS THE \uff32EADING ROOM", ANSWER),  # fullwidth R
     ]
     assert find_duplicates(pairs).dropped == {1: (0, "exact"), 2: (0, "exact")}

@@ -32,13 +32,20 @@ REPO = Path(__file__).resolve().parents[2]
 HAS_SPACY = _nlp() is not None
 # Files of the shared corpus read by fast engines: prose with an infobox, a table, markdown lists,
 # a memo full of numbers, an email, YAML data.
-CORPUS_FILES = ["txt/norwich-city.txt", "csv/stanley-cups.csv", "md/README.md", "pdf/fake-memo.pdf",
-                "eml/fake-email.eml", "yaml/simple.yaml"]
+CORPUS_FILES = [
+    "txt/norwich-city.txt",
+    "csv/stanley-cups.csv",
+    "md/README.md",
+    "pdf/fake-memo.pdf",
+    "eml/fake-email.eml",
+    "yaml/simple.yaml",
+]
 
 
 def _chunk(text: str, section: list[str] | None = None, path: str = "notes/library.md") -> Chunk:
-    return Chunk(id="c1", doc_id="d1", path=path, text=text, start=0, end=len(text), pages=[1],
-                 section=section or [], tokens=len(text.split()))
+    return Chunk(
+        id="c1", doc_id="d1", path=path, text=text, start=0, end=len(text), pages=[1], section=section or [], tokens=len(text.split())
+    )
 
 
 def _count(text: str) -> int:
@@ -85,8 +92,11 @@ def test_description_is_not_a_definition(parse):
 
 
 def test_term_and_gloss_lines(parse):
-    chunk = _chunk("Example Docs\n\nexample-10k.html - A 10-K SEC filing in HTML format\n\n"
-                   "layout-parser-paper.pdf - A PDF copy of the layout parser paper", ["Example Docs"])
+    chunk = _chunk(
+        "Example Docs\n\nexample-10k.html - A 10-K SEC filing in HTML format\n\n"
+        "layout-parser-paper.pdf - A PDF copy of the layout parser paper",
+        ["Example Docs"],
+    )
     questions = {d.question for d in _pairs(chunk)}
     assert "What is example-10k.html?" in questions
 
@@ -109,8 +119,10 @@ def test_table_continued_from_the_previous_chunk_has_no_header(parse):
 
 
 def test_bulleted_list_under_its_intro(parse):
-    chunk = _chunk("This is a test email to use for unit tests.\n\nImportant points:\n\n- Roses are red\n- Violets are blue",
-                   path="mail/fake-email.eml")
+    chunk = _chunk(
+        "This is a test email to use for unit tests.\n\nImportant points:\n\n- Roses are red\n- Violets are blue",
+        path="mail/fake-email.eml",
+    )
     listed = next(d for d in _pairs(chunk) if d.kind == "list")
     assert listed.question == 'What are the important points listed in the email "fake-email.eml"?'
     assert "Roses are red" in listed.answer and "Violets are blue" in listed.answer
@@ -137,8 +149,7 @@ def test_heading_with_its_first_sentence(parse):
 
 
 def test_dates_and_counts(parse):
-    text = ("The Norwich library was founded in 1902 by the city council. "
-            "About 120 volunteers help in the reading rooms each year.")
+    text = "The Norwich library was founded in 1902 by the city council. About 120 volunteers help in the reading rooms each year."
     questions = [d.question for d in _pairs(_chunk(text)) if d.kind == "number"]
     assert "When was the Norwich library founded?" in [q.split(",")[0].rstrip("?") + "?" for q in questions]
     if parse == "spacy":
@@ -188,8 +199,10 @@ def test_every_chunk_with_text_gets_a_pair(parse):
 
 
 def test_boilerplate_is_never_quoted(parse):
-    text = ("Page 3\n\nhttps://example.com/reports/2023\n\n{\"id\": 7, \"tags\": [\"a\"]}\n\n"
-            "The archive keeps old maps of the valley in a cold room.\n\n- 4 -")
+    text = (
+        'Page 3\n\nhttps://example.com/reports/2023\n\n{"id": 7, "tags": ["a"]}\n\n'
+        "The archive keeps old maps of the valley in a cold room.\n\n- 4 -"
+    )
     drafts = _pairs(_chunk(text))
     assert drafts and all(d.quote.startswith("The archive keeps") for d in drafts)
 
@@ -201,8 +214,10 @@ def test_no_question_about_a_pronoun(parse):
 
 
 def test_limit_order_and_determinism(parse):
-    text = ("A crampit is a strip of iron on which the player stands. The rink was opened in 1909. "
-            "The skip directs the play of his side. Curling stones weigh about forty pounds each.")
+    text = (
+        "A crampit is a strip of iron on which the player stands. The rink was opened in 1909. "
+        "The skip directs the play of his side. Curling stones weigh about forty pounds each."
+    )
     chunk = _chunk(text, ["Curling"])
     drafts = extractive_pairs(chunk, 3)
     assert len(drafts) == 3 and drafts[0].kind == "definition"
@@ -212,8 +227,9 @@ def test_limit_order_and_determinism(parse):
 
 
 def test_information_units_count_sentences_items_and_rows():
-    text = ("Opening hours vary. The room closes at five.\n\nRules:\n\n- No food\n- No pens\n\n"
-            "Day | Opens\nMonday | 9\nTuesday | 10\n\nPage 2")
+    text = (
+        "Opening hours vary. The room closes at five.\n\nRules:\n\n- No food\n- No pens\n\nDay | Opens\nMonday | 9\nTuesday | 10\n\nPage 2"
+    )
     assert information_units(text) == 2 + 2 + 2
     assert information_units("Page 7\n\nhttps://example.com") == 0
 
@@ -264,23 +280,26 @@ def test_works_with_spacy_blocked_in_a_fresh_interpreter():
     assert "What is a crampit?" in questions and "When was the Norwich library founded?" in questions
 
 
-@pytest.mark.parametrize(("question", "kept"), [
-    ("What is a lobule?", ["lobule"]),
-    ("What does the exercise involve?", ["exercise"]),
-    ("How many Stanley Cups does Maple Leafs have in the \"Stanley Cups\" table?", ["Stanley", "Cups", "Maple", "Leafs"]),
-    ("When was the Norwich library founded?", ["Norwich", "library", "founded"]),
-    ("What did Belarusian President Alexander Lukashenko order on December 13?", ["Lukashenko", "December", "13"]),
-    ("Who ordered a snap readiness check of the Belarusian military?", ["snap", "readiness", "check", "Belarusian"]),
-    ('What does the section "Oberland District" say about excellent ski-ing slopes?', ["Oberland District", "slopes"]),
-    ('What is said about the players and the stones in the section "Curling"?', ["players", "stones", "Curling"]),
-    ('What information about the skip does the document "curling.txt" give?', ["skip", "curling.txt"]),
-    ('What is written under "Papiamentu" in the document "udhr.txt"?', ["Papiamentu", "udhr.txt"]),
-    ('What items are listed under "Chapter 1"?', ["Chapter 1"]),
-    ("Which files does the sample folder contain?", ["files", "sample", "folder"]),
-    ("What must a candidate obtain out of 6 in each figure?", ["candidate", "6", "figure"]),
-    ("Why is Wengen popular with skiers?", ["Wengen", "popular", "skiers"]),
-    ('What is the Location of Blues in the "Stanley Cups" table?', ["Location", "Blues", "Stanley Cups"]),
-])
+@pytest.mark.parametrize(
+    ("question", "kept"),
+    [
+        ("What is a lobule?", ["lobule"]),
+        ("What does the exercise involve?", ["exercise"]),
+        ('How many Stanley Cups does Maple Leafs have in the "Stanley Cups" table?', ["Stanley", "Cups", "Maple", "Leafs"]),
+        ("When was the Norwich library founded?", ["Norwich", "library", "founded"]),
+        ("What did Belarusian President Alexander Lukashenko order on December 13?", ["Lukashenko", "December", "13"]),
+        ("Who ordered a snap readiness check of the Belarusian military?", ["snap", "readiness", "check", "Belarusian"]),
+        ('What does the section "Oberland District" say about excellent ski-ing slopes?', ["Oberland District", "slopes"]),
+        ('What is said about the players and the stones in the section "Curling"?', ["players", "stones", "Curling"]),
+        ('What information about the skip does the document "curling.txt" give?', ["skip", "curling.txt"]),
+        ('What is written under "Papiamentu" in the document "udhr.txt"?', ["Papiamentu", "udhr.txt"]),
+        ('What items are listed under "Chapter 1"?', ["Chapter 1"]),
+        ("Which files does the sample folder contain?", ["files", "sample", "folder"]),
+        ("What must a candidate obtain out of 6 in each figure?", ["candidate", "6", "figure"]),
+        ("Why is Wengen popular with skiers?", ["Wengen", "popular", "skiers"]),
+        ('What is the Location of Blues in the "Stanley Cups" table?', ["Location", "Blues", "Stanley Cups"]),
+    ],
+)
 def test_paraphrase_rewords_materially_and_keeps_the_meaning(question, kept):
     rewording = paraphrase(question)
     assert rewording and rewording.endswith("?") and rewording != question

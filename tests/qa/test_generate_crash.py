@@ -21,10 +21,13 @@ from tests.stages import generate_dataset
 pytestmark = pytest.mark.slow
 TOPICS = ["harbour", "glacier", "orchard", "foundry", "lighthouse", "vineyard", "quarry", "monastery"]
 DOCS = [
-    document(f"notes/{topic}.txt", [
-        (f"The {topic} was built in {1800 + i * 7} by a cooperative of {i + 3} families.", None),
-        (f"Visitors to the {topic} must register at the office before {i + 8} o'clock.", None),
-    ])
+    document(
+        f"notes/{topic}.txt",
+        [
+            (f"The {topic} was built in {1800 + i * 7} by a cooperative of {i + 3} families.", None),
+            (f"Visitors to the {topic} must register at the office before {i + 8} o'clock.", None),
+        ],
+    )
     for i, topic in enumerate(TOPICS)
 ]
 
@@ -34,16 +37,31 @@ def _reply(body: dict, number: int) -> Scripted:
     if system.startswith("Reword"):
         return Scripted(text=json.dumps({"question": "Please tell me: " + user.lower()}))
     passage = user.split("<<<\n", 1)[1].split("\n>>>", 1)[0]
-    pairs = [{"question": f"What does the text say about {s.split()[1]} {s.split()[2]}?", "answer": s, "quote": s}
-             for s in passage.split("\n\n") if s.strip()]
+    pairs = [
+        {"question": f"What does the text say about {s.split()[1]} {s.split()[2]}?", "answer": s, "quote": s}
+        for s in passage.split("\n\n")
+        if s.strip()
+    ]
     return Scripted(text=json.dumps({"pairs": pairs}), hang_s=0.3)  # slow enough to be killed mid-run
 
 
 def _command(out: Path, server: FakeOpenAIServer) -> list[str]:
     config = out / "config.yaml"
     config.write_text("generate:\n  chunk_tokens: 32\n  paraphrase_probes: 4\nllm:\n  concurrency: 2\n  backoff_s: 0.05\n")
-    return [sys.executable, "-m", "docpipe", "generate", "--out", str(out), "--config", str(config),
-            "--model", "openai/fake-model", "--api-base", server.base_url]
+    return [
+        sys.executable,
+        "-m",
+        "docpipe",
+        "generate",
+        "--out",
+        str(out),
+        "--config",
+        str(config),
+        "--model",
+        "openai/fake-model",
+        "--api-base",
+        server.base_url,
+    ]
 
 
 def _env() -> dict[str, str]:
@@ -95,14 +113,26 @@ def test_a_server_that_misbehaves_then_dies_mid_run_still_gives_a_complete_datas
 
     def flaky(body: dict, number: int) -> Scripted:
         good = _reply(body, number)
-        script = {1: Scripted(text="```json\n" + good.text + "\n```"), 2: rate_limited(0.2), 3: Scripted(text="<think>hmm</think>" + good.text),
-                  4: Scripted(text=""), 5: server_error(503), 6: Scripted(text="{not json"), 7: Scripted(text="x", hang_s=3)}
+        script = {
+            1: Scripted(text="```json\n" + good.text + "\n```"),
+            2: rate_limited(0.2),
+            3: Scripted(text="<think>hmm</think>" + good.text),
+            4: Scripted(text=""),
+            5: server_error(503),
+            6: Scripted(text="{not json"),
+            7: Scripted(text="x", hang_s=3),
+        }
         return script.get(number, good)
 
     write_jsonl(tmp_path / "documents.jsonl", DOCS)
-    cfg = DocpipeConfig.model_validate({"generate": {"chunk_tokens": 32, "paraphrase_probes": 0},
-                                        "llm": {"model": "openai/fake-model", "timeout_s": 1, "backoff_s": 0.05, "max_retries": 2, "concurrency": 2}})
+    cfg = DocpipeConfig.model_validate(
+        {
+            "generate": {"chunk_tokens": 32, "paraphrase_probes": 0},
+            "llm": {"model": "openai/fake-model", "timeout_s": 1, "backoff_s": 0.05, "max_retries": 2, "concurrency": 2},
+        }
+    )
     with FakeOpenAIServer(flaky) as server:
+
         def kill_server_after(n: int) -> None:  # the server dies mid-run: connections are refused from then on
             while server.count < n:
                 time.sleep(0.02)
@@ -119,4 +149,4 @@ def test_a_server_that_misbehaves_then_dies_mid_run_still_gives_a_complete_datas
     assert usage.retries >= 3 and usage.failures >= 1
     records = [r for name in ("train", "eval") for r in iter_jsonl(tmp_path / "dataset" / f"{name}.jsonl")]
     texts = {d.path: d.text for d in DOCS}
-    assert all(texts[r["citation"]["path"]][r["citation"]["start"]:r["citation"]["end"]] == r["citation"]["quote"] for r in records)
+    assert all(texts[r["citation"]["path"]][r["citation"]["start"] : r["citation"]["end"]] == r["citation"]["quote"] for r in records)

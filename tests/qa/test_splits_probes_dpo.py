@@ -14,8 +14,16 @@ def chunk(cid: str, doc: str, section: list[str], text: str | None = None) -> Ch
 
 def pair(n: int, c: Chunk, page: int | None = 1) -> QAPair:
     citation = Citation(path=c.path, doc_id=c.doc_id, page=page, quote=c.text, start=0, end=len(c.text))
-    return QAPair(id=f"p{n}", question=f"What is fact number {n} about {c.id}?", answer=f"Fact {n}.", citation=citation,
-                  chunk_id=c.id, section=c.section, tier="structured", producer="fake")
+    return QAPair(
+        id=f"p{n}",
+        question=f"What is fact number {n} about {c.id}?",
+        answer=f"Fact {n}.",
+        citation=citation,
+        chunk_id=c.id,
+        section=c.section,
+        tier="structured",
+        producer="fake",
+    )
 
 
 def test_no_section_and_no_repeated_text_feeds_both_splits():
@@ -79,8 +87,11 @@ def test_paraphrase_probes_keep_answer_and_citation_and_skip_near_copies():
 def test_dpo_prefers_the_models_own_failures_then_constructed_ones():
     chunks = [chunk(f"c{i}", f"doc{i % 2}", []) for i in range(4)]
     train = [pair(i, c) for i, c in enumerate(chunks)]
-    failure = Rejection(Draft(question="q", answer="A made-up answer.", quote="not there", chunk_id="c0", tier="structured", producer="fake"),
-                        "citation", "quote not in source")
+    failure = Rejection(
+        Draft(question="q", answer="A made-up answer.", quote="not there", chunk_id="c0", tier="structured", producer="fake"),
+        "citation",
+        "quote not in source",
+    )
     records = preference_pairs(train, [failure])
     assert len(records) == 4
     assert records[0].rejected_kind.startswith("model answer that failed")

@@ -30,11 +30,17 @@ def test_text_with_unicode_line_separators_is_one_record(tmp_path):
     assert len(data.load(folder, tmp_path, with_dpo=False).train) == 4
 
 
-@pytest.mark.parametrize(("name", "line", "message"), [
-    ("train", '{"id": "p9", "messages": []}', "train.jsonl line 2 is not a training record (question: Field required)"),
-    ("dpo", '{"id": "p9", "prompt": [], "chosen": [], "rejected": [], "rejected_kind": "x"}',
-     "dpo.jsonl line 2 is not a preference pair (prompt: List should have at least 1 item after validation, not 0)"),
-])
+@pytest.mark.parametrize(
+    ("name", "line", "message"),
+    [
+        ("train", '{"id": "p9", "messages": []}', "train.jsonl line 2 is not a training record (question: Field required)"),
+        (
+            "dpo",
+            '{"id": "p9", "prompt": [], "chosen": [], "rejected": [], "rejected_kind": "x"}',
+            "dpo.jsonl line 2 is not a preference pair (prompt: List should have at least 1 item after validation, not 0)",
+        ),
+    ],
+)
 def test_a_bad_record_is_one_line_naming_the_file_and_line(tmp_path, name, line, message):
     folder = DatasetLayout(tiny_dataset(tmp_path / "dataset", pairs=4))
     path = tmp_path / "dataset" / f"{name}.jsonl"

@@ -23,13 +23,16 @@ def without(*missing):
     return lambda package: package not in missing
 
 
-@pytest.mark.parametrize("hw, installed, expected", [
-    (CUDA, everything, ("unsloth", "cuda")),
-    (CUDA, without("unsloth"), ("hf", "cuda")),
-    (MAC, everything, ("mlx", "metal")),
-    (MAC, without("mlx_lm"), ("hf", "mps")),
-    (CPU, everything, ("hf", "cpu")),
-])
+@pytest.mark.parametrize(
+    "hw, installed, expected",
+    [
+        (CUDA, everything, ("unsloth", "cuda")),
+        (CUDA, without("unsloth"), ("hf", "cuda")),
+        (MAC, everything, ("mlx", "metal")),
+        (MAC, without("mlx_lm"), ("hf", "mps")),
+        (CPU, everything, ("hf", "cpu")),
+    ],
+)
 def test_auto_picks_the_best_backend_the_machine_has(hw, installed, expected):
     choice = choose("auto", "auto", hw, installed)
     assert (choice.backend, choice.device) == expected
@@ -104,9 +107,11 @@ def test_cpu_training_works_with_every_optional_package_blocked(tiny_model, tmp_
 
 
 def test_help_does_not_import_training_packages():
-    done = _run_blocked(["torch", "transformers", "peft", "trl", "unsloth", "mlx"],
-                        "from typer.testing import CliRunner\nfrom docpipe.cli import app\n"
-                        "r = CliRunner().invoke(app, ['train', '--help'])\nassert r.exit_code == 0, r.output\nprint(r.output)")
+    done = _run_blocked(
+        ["torch", "transformers", "peft", "trl", "unsloth", "mlx"],
+        "from typer.testing import CliRunner\nfrom docpipe.cli import app\n"
+        "r = CliRunner().invoke(app, ['train', '--help'])\nassert r.exit_code == 0, r.output\nprint(r.output)",
+    )
     assert done.returncode == 0, done.stderr
     assert "--base-model" in done.stdout
 
@@ -116,7 +121,6 @@ def test_training_never_reaches_the_network():
     import os
 
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY", "DO_NOT_TRACK")}
-    code = ("import trainers\nfrom huggingface_hub import constants\n"
-            "print(constants.HF_HUB_OFFLINE, constants.HF_HUB_DISABLE_TELEMETRY)")
+    code = "import trainers\nfrom huggingface_hub import constants\nprint(constants.HF_HUB_OFFLINE, constants.HF_HUB_DISABLE_TELEMETRY)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert done.stdout.split() == ["True", "True"], done.stderr

@@ -91,8 +91,7 @@ def test_loss_falls_only_on_the_assistant_tokens(tiny_model, rows):
 
 
 def test_dpo_continues_the_sft_adapter_and_saves_only_it(sft, tiny_model, rows, tmp_path):
-    result = BACKEND.dpo(_job("dpo", tiny_model, rows.dpo[:12], rows.dpo[12:], tmp_path, init=Path(sft[0].adapter),
-                              dpo_learning_rate=5e-3))
+    result = BACKEND.dpo(_job("dpo", tiny_model, rows.dpo[:12], rows.dpo[12:], tmp_path, init=Path(sft[0].adapter), dpo_learning_rate=5e-3))
     assert result.steps == 6  # 12 pairs / 4 per step, 2 epochs
     assert result.train_loss and all(math.isfinite(p.loss) for p in result.train_loss)
     before, after = _lora(sft[0].adapter), _lora(result.adapter)
@@ -103,8 +102,9 @@ def test_dpo_continues_the_sft_adapter_and_saves_only_it(sft, tiny_model, rows, 
 
 def test_early_stopping_keeps_the_best_adapter(tiny_model, rows, tmp_path):
     # A learning rate this high makes the held-out loss climb after the first measurement.
-    result = BACKEND.sft(_job("sft", tiny_model, rows.train, rows.eval, tmp_path, learning_rate=3.0, evals_per_epoch=4,
-                              early_stopping_patience=1))
+    result = BACKEND.sft(
+        _job("sft", tiny_model, rows.train, rows.eval, tmp_path, learning_rate=3.0, evals_per_epoch=4, early_stopping_patience=1)
+    )
     assert result.stopped_early
     assert result.steps < 8
     assert result.best_eval_loss == min(p.loss for p in result.eval_loss)

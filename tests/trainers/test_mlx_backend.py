@@ -40,11 +40,28 @@ def data(tmp_path_factory):
 
 def _job(tiny_model, data, work_dir: Path, progress: list | None = None, **options) -> TrainJob:
     # A high learning rate so a few steps move the adapter far enough to see in the logits.
-    settings = {"batch_size": 4, "learning_rate": 1e-2, "lora_rank": 4, "lora_alpha": 8, "checkpoint_minutes": 0,
-                "max_seq_tokens": 256, **options}
+    settings = {
+        "batch_size": 4,
+        "learning_rate": 1e-2,
+        "lora_rank": 4,
+        "lora_alpha": 8,
+        "checkpoint_minutes": 0,
+        "max_seq_tokens": 256,
+        **options,
+    }
     base = ResolvedBase("tiny", tiny_model, "local folder", None, None, None)
-    return TrainJob("sft", base, data[0], data[1], StageWorkLayout(work_dir), TrainConfig(**settings), epochs=1.0, device="cpu",
-                    threads=1, events=progress.append if progress is not None else ignore)
+    return TrainJob(
+        "sft",
+        base,
+        data[0],
+        data[1],
+        StageWorkLayout(work_dir),
+        TrainConfig(**settings),
+        epochs=1.0,
+        device="cpu",
+        threads=1,
+        events=progress.append if progress is not None else ignore,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +145,7 @@ def test_prompt_tokens_carry_no_loss(tiny_model, data):
 
 def test_truncation_keeps_offsets_in_range(tiny_model, data):
     _, tokenizer = mlx_backend._build_model(tiny_model, 4, 8.0, 0.0, 0)
-    (tokens, offset), = mlx_backend._encode(tokenizer, data[0][:1], max_seq_tokens=32)
+    ((tokens, offset),) = mlx_backend._encode(tokenizer, data[0][:1], max_seq_tokens=32)
     assert len(tokens) == 32 and offset <= 32
 
 
@@ -152,6 +169,7 @@ def _kill_at(step: int):
     def on_event(event):
         if event.step == step:
             raise _Killed  # after step 3 is trained, before its checkpoint: like kill -9
+
     return on_event
 
 
@@ -190,16 +208,27 @@ def test_run_killed_after_its_best_measurement_keeps_that_adapter(tiny_model, da
 def test_checkpoints_of_older_versions_still_resume(tmp_path):
     # They held the keep-best figures too; those now live in job.work.best_state.
     path = tmp_path / "state.json"
-    path.write_text(json.dumps({"step": 3, "train_loss": [], "eval_loss": [], "best_loss": 2.0, "best_step": 2, "bad_evals": 1,
-                                "stopped_early": False, "fingerprint": {"rows": 16}}))
+    path.write_text(
+        json.dumps(
+            {
+                "step": 3,
+                "train_loss": [],
+                "eval_loss": [],
+                "best_loss": 2.0,
+                "best_step": 2,
+                "bad_evals": 1,
+                "stopped_early": False,
+                "fingerprint": {"rows": 16},
+            }
+        )
+    )
     assert mlx_backend._State.read(path) == mlx_backend._State(step=3, fingerprint={"rows": 16})
 
 
 def test_stops_early_and_keeps_the_best_adapter(tiny_model, data, tmp_path, monkeypatch):
     held_out = iter([3.0, 2.0, 2.5, 2.6, 2.7, 2.8])
     monkeypatch.setattr(mlx_backend, "_held_out_loss", lambda model, batches: next(held_out))
-    result = mlx_backend.BACKEND.sft(_job(tiny_model, data, tmp_path, max_steps=8, evals_per_epoch=4,
-                                          early_stopping_patience=2))
+    result = mlx_backend.BACKEND.sft(_job(tiny_model, data, tmp_path, max_steps=8, evals_per_epoch=4, early_stopping_patience=2))
     assert result.stopped_early and result.steps == 4
     assert (result.best_step, result.best_eval_loss) == (2, 2.0)
     assert [p.loss for p in result.eval_loss] == [3.0, 2.0, 2.5, 2.6]
@@ -225,8 +254,10 @@ def test_without_held_out_rows_the_last_adapter_is_kept(tiny_model, data, tmp_pa
 
 
 def test_without_mlx_the_import_says_what_to_install():
-    code = ("import sys\nsys.modules['mlx'] = sys.modules['mlx_lm'] = None\n"
-            "try:\n    import trainers.mlx_backend\nexcept Exception as exc:\n    print(type(exc).__name__, exc)\n")
+    code = (
+        "import sys\nsys.modules['mlx'] = sys.modules['mlx_lm'] = None\n"
+        "try:\n    import trainers.mlx_backend\nexcept Exception as exc:\n    print(type(exc).__name__, exc)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "BackendUnavailable mlx backend needs mlx and mlx-lm: pip install 'docpipe[mlx]'"
 

@@ -19,22 +19,25 @@ from trainers.backend import TrainJob
 from trainers.plan import CheckpointFolders, CheckpointTimer, KeepBest, TrainingPlan, plan_job, plan_training
 
 
-@pytest.mark.parametrize("rows, batch, epochs, options, expected", [
-    # 10 pairs in batches of 8: 2 steps an epoch (the last holds 2 pairs), 4 in 2 epochs
-    (10, 8, 2, {}, TrainingPlan(steps_per_epoch=2, total_steps=4, warmup_steps=1, eval_every=1)),
-    (16, 4, 2, {}, TrainingPlan(steps_per_epoch=4, total_steps=8, warmup_steps=1, eval_every=2)),
-    # 3 steps an epoch, 1.5 epochs: 4.5 steps, rounded up
-    (10, 4, 1.5, {}, TrainingPlan(steps_per_epoch=3, total_steps=5, warmup_steps=1, eval_every=1)),
-    # 125 steps an epoch, 375 in all, 3% warm-up = 11.25 -> 11, 4 measurements an epoch: every 31 steps
-    (1000, 8, 3, {"evals_per_epoch": 4}, TrainingPlan(steps_per_epoch=125, total_steps=375, warmup_steps=11, eval_every=31)),
-    (200, 1, 1, {"warmup_share": 0.1}, TrainingPlan(steps_per_epoch=200, total_steps=200, warmup_steps=20, eval_every=100)),
-    # max_steps wins over the epochs; the warm-up follows it
-    (1000, 8, 3, {"max_steps": 6}, TrainingPlan(steps_per_epoch=125, total_steps=6, warmup_steps=1, eval_every=62)),
-    # more measurements asked than steps in an epoch: one every step
-    (3, 1, 1, {"evals_per_epoch": 10}, TrainingPlan(steps_per_epoch=3, total_steps=3, warmup_steps=1, eval_every=1)),
-    # no rows: still one step, so a plan always exists
-    (0, 8, 2, {}, TrainingPlan(steps_per_epoch=0, total_steps=1, warmup_steps=1, eval_every=1)),
-])
+@pytest.mark.parametrize(
+    "rows, batch, epochs, options, expected",
+    [
+        # 10 pairs in batches of 8: 2 steps an epoch (the last holds 2 pairs), 4 in 2 epochs
+        (10, 8, 2, {}, TrainingPlan(steps_per_epoch=2, total_steps=4, warmup_steps=1, eval_every=1)),
+        (16, 4, 2, {}, TrainingPlan(steps_per_epoch=4, total_steps=8, warmup_steps=1, eval_every=2)),
+        # 3 steps an epoch, 1.5 epochs: 4.5 steps, rounded up
+        (10, 4, 1.5, {}, TrainingPlan(steps_per_epoch=3, total_steps=5, warmup_steps=1, eval_every=1)),
+        # 125 steps an epoch, 375 in all, 3% warm-up = 11.25 -> 11, 4 measurements an epoch: every 31 steps
+        (1000, 8, 3, {"evals_per_epoch": 4}, TrainingPlan(steps_per_epoch=125, total_steps=375, warmup_steps=11, eval_every=31)),
+        (200, 1, 1, {"warmup_share": 0.1}, TrainingPlan(steps_per_epoch=200, total_steps=200, warmup_steps=20, eval_every=100)),
+        # max_steps wins over the epochs; the warm-up follows it
+        (1000, 8, 3, {"max_steps": 6}, TrainingPlan(steps_per_epoch=125, total_steps=6, warmup_steps=1, eval_every=62)),
+        # more measurements asked than steps in an epoch: one every step
+        (3, 1, 1, {"evals_per_epoch": 10}, TrainingPlan(steps_per_epoch=3, total_steps=3, warmup_steps=1, eval_every=1)),
+        # no rows: still one step, so a plan always exists
+        (0, 8, 2, {}, TrainingPlan(steps_per_epoch=0, total_steps=1, warmup_steps=1, eval_every=1)),
+    ],
+)
 def test_plan_on_hand_computed_cases(rows, batch, epochs, options, expected):
     assert plan_training(rows, batch, epochs, **options) == expected
 
@@ -50,8 +53,18 @@ def test_plan_places_steps_in_epochs_and_measurements():
 def _job(tiny_model, rows: data.TrainData, work: Path, **options) -> TrainJob:
     base = ResolvedBase("tiny", tiny_model, "local folder", None, None, None)
     # Patience above the number of measurements: the run goes the whole plan whatever the held-out loss does.
-    opts = TrainConfig(**{"batch_size": 8, "learning_rate": 5e-3, "lora_rank": 4, "lora_alpha": 8, "checkpoint_minutes": 60,
-                          "early_stopping_patience": 10, "max_seq_tokens": 256, **options})
+    opts = TrainConfig(
+        **{
+            "batch_size": 8,
+            "learning_rate": 5e-3,
+            "lora_rank": 4,
+            "lora_alpha": 8,
+            "checkpoint_minutes": 60,
+            "early_stopping_patience": 10,
+            "max_seq_tokens": 256,
+            **options,
+        }
+    )
     return TrainJob("sft", base, rows.train, rows.eval, StageWorkLayout(work), opts, 2, "cpu", 1)
 
 
@@ -159,8 +172,15 @@ def test_checkpoint_timer():
 def test_newest_complete_checkpoint(tmp_path):
     hf, mlx = CheckpointFolders("checkpoint-", "trainer_state.json"), CheckpointFolders("step-", "state.json", digits=8)
     assert hf.newest(tmp_path / "missing") is None and mlx.newest(tmp_path) is None
-    for name, complete in [("checkpoint-2", True), ("checkpoint-10", True), ("checkpoint-12", False),
-                           ("tmp-checkpoint-14", True), ("checkpoint-x", True), (mlx.name(3), True), (".step-00000009.tmp", True)]:
+    for name, complete in [
+        ("checkpoint-2", True),
+        ("checkpoint-10", True),
+        ("checkpoint-12", False),
+        ("tmp-checkpoint-14", True),
+        ("checkpoint-x", True),
+        (mlx.name(3), True),
+        (".step-00000009.tmp", True),
+    ]:
         (tmp_path / name).mkdir()
         if complete:
             (tmp_path / name / ("trainer_state.json" if "checkpoint" in name else "state.json")).write_text("{}")

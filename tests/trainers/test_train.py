@@ -43,8 +43,10 @@ def test_train_writes_the_run_folder(out, tiny_model):
     assert result.backend == "hf" and result.device == "cpu" and result.dispatch.startswith("no CUDA GPU")
     assert result.sft.steps == 2 and result.dpo.steps == 2
     assert result.adapter == str(run_dir / "adapter") and (run_dir / "adapter" / "adapter_config.json").is_file()
-    assert load_file(str(run_dir / "adapter" / "adapter_model.safetensors")).keys() == \
-        load_file(str(Path(result.dpo.adapter) / "adapter_model.safetensors")).keys()
+    assert (
+        load_file(str(run_dir / "adapter" / "adapter_model.safetensors")).keys()
+        == load_file(str(Path(result.dpo.adapter) / "adapter_model.safetensors")).keys()
+    )
     assert "<|im_start|>" in result.chat_template  # the base's own template, recorded for chat and export
     assert result.base_source == "local folder" and result.dataset_sha256
     assert not list(run_dir.rglob("checkpoint-*"))  # finished stages keep their adapter, not their checkpoints
@@ -136,7 +138,10 @@ def test_bad_input_is_one_clear_line(out, tiny_model, tmp_path):
         (["--out", str(empty)], "run `docpipe generate --out"),
         (["--out", str(out), "--base-model", "no/such-model"], "docpipe never downloads"),
         (["--out", str(out), "--base-model", str(tiny_model), "--backend", "unsloth"], "needs a CUDA GPU"),
-        (["--out", str(out), "--base-model", str(tiny_model), "--backend", "tpu"], "train.backend: Input should be 'auto', 'hf', 'unsloth' or 'mlx'"),
+        (
+            ["--out", str(out), "--base-model", str(tiny_model), "--backend", "tpu"],
+            "train.backend: Input should be 'auto', 'hf', 'unsloth' or 'mlx'",
+        ),
     ]
     cases.append((["--out", str(out), "--base-model", str(tiny_model)], "eval.jsonl line 1 is not JSON"))
     for args, message in cases:
@@ -151,7 +156,9 @@ def test_bad_input_is_one_clear_line(out, tiny_model, tmp_path):
 def test_a_failing_backend_falls_back_down_the_chain(out, tiny_model, monkeypatch, tmp_path):
     """unsloth -> hf on the GPU -> hf on CPU: here the first two fail (no GPU), CPU trains, and both failures are recorded."""
     broken = tmp_path / "broken_backend.py"
-    broken.write_text("class B:\n    name = 'unsloth'\n    def sft(self, job):\n        raise RuntimeError('CUDA out of memory')\nBACKEND = B()\n")
+    broken.write_text(
+        "class B:\n    name = 'unsloth'\n    def sft(self, job):\n        raise RuntimeError('CUDA out of memory')\nBACKEND = B()\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setitem(dispatch.BACKENDS, "unsloth", ("broken_backend", "unsloth", "cuda"))
     gpu = Hardware(cuda="Fake GPU", mps=False, apple_silicon=False, cores=2)

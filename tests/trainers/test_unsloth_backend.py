@@ -32,8 +32,9 @@ class FakeFastLanguageModel:
         from peft import PeftModel
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        cls.calls.append(("from_pretrained", dict(model_name=model_name, max_seq_length=max_seq_length,
-                                                   load_in_4bit=load_in_4bit, **kwargs)))
+        cls.calls.append(
+            ("from_pretrained", dict(model_name=model_name, max_seq_length=max_seq_length, load_in_4bit=load_in_4bit, **kwargs))
+        )
         adapter = Path(model_name) / "adapter_config.json"
         base = json.loads(adapter.read_text())["base_model_name_or_path"] if adapter.is_file() else model_name
         model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
@@ -42,14 +43,29 @@ class FakeFastLanguageModel:
         return model, AutoTokenizer.from_pretrained(base)
 
     @classmethod
-    def get_peft_model(cls, model, r=16, target_modules=None, lora_alpha=16, lora_dropout=0.0, bias="none",
-                       use_gradient_checkpointing="unsloth", random_state=3407, **kwargs):
+    def get_peft_model(
+        cls,
+        model,
+        r=16,
+        target_modules=None,
+        lora_alpha=16,
+        lora_dropout=0.0,
+        bias="none",
+        use_gradient_checkpointing="unsloth",
+        random_state=3407,
+        **kwargs,
+    ):
         from peft import LoraConfig, get_peft_model
 
-        cls.calls.append(("get_peft_model", dict(r=r, target_modules=target_modules, lora_alpha=lora_alpha,
-                                                 lora_dropout=lora_dropout, random_state=random_state)))
-        return get_peft_model(model, LoraConfig(r=r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-                                                target_modules=target_modules, task_type="CAUSAL_LM"))
+        cls.calls.append(
+            (
+                "get_peft_model",
+                dict(r=r, target_modules=target_modules, lora_alpha=lora_alpha, lora_dropout=lora_dropout, random_state=random_state),
+            )
+        )
+        return get_peft_model(
+            model, LoraConfig(r=r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, target_modules=target_modules, task_type="CAUSAL_LM")
+        )
 
     @classmethod
     def for_training(cls, model, use_gradient_checkpointing=True):
@@ -82,8 +98,10 @@ def test_unsloth_backend_loads_offline_adds_lora_and_trains_through_the_shared_p
     name, load = FakeFastLanguageModel.calls[0]
     assert name == "from_pretrained" and load["model_name"] == str(tiny_model)
     assert load["load_in_4bit"] is True and load["local_files_only"] is True and load["max_seq_length"] == 1024
-    assert FakeFastLanguageModel.calls[1] == ("get_peft_model", dict(r=8, target_modules="all-linear", lora_alpha=32,
-                                                                     lora_dropout=0.0, random_state=0))
+    assert FakeFastLanguageModel.calls[1] == (
+        "get_peft_model",
+        dict(r=8, target_modules="all-linear", lora_alpha=32, lora_dropout=0.0, random_state=0),
+    )
     assert FakeFastLanguageModel.calls[2] == ("for_training", {})
     assert os.environ["UNSLOTH_DISABLE_STATISTICS"] == "1" and os.environ["HF_HUB_OFFLINE"] == "1"  # never phones home
     assert sft.steps == 2 and sft.train_loss
@@ -123,7 +141,9 @@ def test_unsloth_trains_on_a_gpu(qlora, tiny_model, tmp_path):
 
     rows = data.load(DatasetLayout(tiny_dataset(tmp_path / "dataset", pairs=16)), tmp_path, with_dpo=False)
     base = ResolvedBase("tiny", tiny_model, "local folder", None, None, None)
-    job = TrainJob("sft", base, rows.train, rows.eval, StageWorkLayout(tmp_path / "sft"), TrainConfig(batch_size=4, qlora=qlora), 2, "cuda", 1)
+    job = TrainJob(
+        "sft", base, rows.train, rows.eval, StageWorkLayout(tmp_path / "sft"), TrainConfig(batch_size=4, qlora=qlora), 2, "cuda", 1
+    )
     result = BACKEND.sft(job)
     assert result.steps == 8 and result.train_loss and result.peak_memory_mb > 0
     assert any(w.abs().max() > 0 for k, w in load_file(str(Path(result.adapter) / "adapter_model.safetensors")).items() if "lora_B" in k)

@@ -21,8 +21,9 @@ _TEXT = (
 )
 
 
-def build_tiny_model(folder: Path, *, vocab_size: int = 512, hidden: int = 64, layers: int = 2, family: str = "llama",
-                     init_std: float = 0.02) -> Path:
+def build_tiny_model(
+    folder: Path, *, vocab_size: int = 512, hidden: int = 64, layers: int = 2, family: str = "llama", init_std: float = 0.02
+) -> Path:
     """Write a loadable HF model folder (config, safetensors, tokenizer, chat template) into `folder`.
 
     `init_std` above the usual 0.02 gives attention that depends on positions and content, so a wrong
@@ -47,29 +48,46 @@ def build_tiny_model(folder: Path, *, vocab_size: int = 512, hidden: int = 64, l
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=GEMMA_SPECIAL if gemma else SPECIAL,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=GEMMA_SPECIAL if gemma else SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     bpe.train_from_iterator([_TEXT] * 20, trainer=trainer)
     if gemma:  # like Gemma's own tokenizer, it adds <bos> to plain text; its template writes <bos> itself
         bpe.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 2)])
-        tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<bos>", eos_token="<eos>",
-                                            pad_token="<pad>", unk_token="<unk>")
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_object=bpe, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
+        )
         tokenizer.chat_template = GEMMA3_CHAT_TEMPLATE
     else:
-        tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=None, eos_token="<|im_end|>",
-                                            pad_token="<|endoftext|>", unk_token=None)
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_object=bpe, bos_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None
+        )
         tokenizer.chat_template = CHATML
     tokenizer.save_pretrained(folder)
 
     torch.manual_seed(0)
-    shape = dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=layers,
-                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True,
-                 eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                 initializer_range=init_std)
+    shape = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        initializer_range=init_std,
+    )
     if gemma:
         end_of_turn = tokenizer.convert_tokens_to_ids("<end_of_turn>")
-        config = Gemma3TextConfig(**{**shape, "num_key_value_heads": 1, "eos_token_id": [tokenizer.eos_token_id, end_of_turn]},
-                                  head_dim=16, query_pre_attn_scalar=16, sliding_window=512)
+        config = Gemma3TextConfig(
+            **{**shape, "num_key_value_heads": 1, "eos_token_id": [tokenizer.eos_token_id, end_of_turn]},
+            head_dim=16,
+            query_pre_attn_scalar=16,
+            sliding_window=512,
+        )
         model = Gemma3ForCausalLM(config)
     elif family == "qwen2":
         model = Qwen2ForCausalLM(Qwen2Config(**shape))
@@ -90,13 +108,29 @@ def tiny_dataset(folder: Path, pairs: int = 24) -> Path:
     def record(i: int) -> TrainingRecord:
         question, fact = f"What is the setting of pump {i}?", f"Pump {i} runs at {10 + i} litres per minute."
         citation = Citation(path="guide.pdf", doc_id="guide", page=1 + i % 5, quote=fact, start=0, end=len(fact))
-        return TrainingRecord(id=f"p{i}", question=question, answer=fact, citation=citation, chunk_id=f"c{i}", tier="structured",
-                              producer="test", messages=to_messages(question, render_answer(fact, citation)))
+        return TrainingRecord(
+            id=f"p{i}",
+            question=question,
+            answer=fact,
+            citation=citation,
+            chunk_id=f"c{i}",
+            tier="structured",
+            producer="test",
+            messages=to_messages(question, render_answer(fact, citation)),
+        )
 
     train = [record(i) for i in range(pairs)]
     held_out = [record(i) for i in range(pairs, pairs + max(4, pairs // 4))]
-    dpo = [PreferencePair(id=r.id, prompt=r.messages[:2], chosen=r.messages[2:], rejected_kind="wrong source",
-                          rejected=[{"role": "assistant", "content": "It runs fast.\n\nSource: other.pdf, p. 9"}]) for r in train]
+    dpo = [
+        PreferencePair(
+            id=r.id,
+            prompt=r.messages[:2],
+            chosen=r.messages[2:],
+            rejected_kind="wrong source",
+            rejected=[{"role": "assistant", "content": "It runs fast.\n\nSource: other.pdf, p. 9"}],
+        )
+        for r in train
+    ]
     for name, rows in (("train", train), ("eval", held_out), ("dpo", dpo)):
         write_jsonl(folder / f"{name}.jsonl", rows)
     return folder

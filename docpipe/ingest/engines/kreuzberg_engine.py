@@ -147,9 +147,7 @@ def _ocr_pages(path: Path, pages: list, scanned: list[int], cfg: IngestConfig, e
             break
         png = _run(kreuzberg.render_pdf_page, str(path), page - 1, dpi=OCR_DPI)
         ocr_text[page] = _run(kreuzberg.extract_bytes_sync, png, "image/png", config).content
-    extraction.blocks = [
-        block for page, text in pages for block in _page_blocks(ocr_text.get(page, text), page)
-    ]
+    extraction.blocks = [block for page, text in pages for block in _page_blocks(ocr_text.get(page, text), page)]
 
 
 def _pdf_pages(result: kreuzberg.ExtractionResult) -> list[tuple[int | None, str]]:

@@ -26,7 +26,9 @@ def extract(path: Path, fmt: str, cfg: IngestConfig) -> Extraction:
     try:
         proc = subprocess.run(
             [exe, "-enc", "UTF-8", "-eol", "unix", str(path), "-"],
-            capture_output=True, timeout=cfg.timeout_s * 0.8, check=False,
+            capture_output=True,
+            timeout=cfg.timeout_s * 0.8,
+            check=False,
         )
     except subprocess.TimeoutExpired:
         raise ExtractionError(f"pdftotext took over {cfg.timeout_s * 0.8:g} s") from None

@@ -47,8 +47,18 @@ def convert(path: Path, fmt: str, target: str, workdir: Path, timeout: float) ->
     shutil.copyfile(path, source)
     outdir = workdir / "out"
     profile = (workdir / "profile").as_uri()
-    command = [soffice, f"-env:UserInstallation={profile}", "--headless", "--norestore", "--nolockcheck",
-               "--convert-to", target, "--outdir", str(outdir), str(source)]
+    command = [
+        soffice,
+        f"-env:UserInstallation={profile}",
+        "--headless",
+        "--norestore",
+        "--nolockcheck",
+        "--convert-to",
+        target,
+        "--outdir",
+        str(outdir),
+        str(source),
+    ]
     (workdir / "tmp").mkdir()
     try:  # LibreOffice's own temp files go under workdir too, so a killed run leaves nothing in /tmp
         output = _run(command, timeout, env={**os.environ, "TMPDIR": str(workdir / "tmp")})

@@ -64,9 +64,7 @@ def _tesseract(languages: str) -> str:
     missing = [lang for lang in languages.split("+") if lang not in installed]
     if missing:
         packages = " ".join(f"tesseract-ocr-{lang}" for lang in missing)
-        raise ExtractionError(
-            f"Tesseract has no language data for {'+'.join(missing)} (ingest.ocr_languages): apt-get install {packages}"
-        )
+        raise ExtractionError(f"Tesseract has no language data for {'+'.join(missing)} (ingest.ocr_languages): apt-get install {packages}")
     return binary
 
 

@@ -130,8 +130,7 @@ def _partition_pdf_or_image(path: Path, fmt: str, cfg: IngestConfig, options: di
     # 'pdf' extra that docpipe leaves out.
     if importlib.util.find_spec("unstructured_inference") is None:
         raise ExtractionError(
-            f"unstructured reads {fmt} files only with its pdf/image extra (unstructured-inference), "
-            "which docpipe does not install"
+            f"unstructured reads {fmt} files only with its pdf/image extra (unstructured-inference), which docpipe does not install"
         )
     strategy = "fast" if fmt == "pdf" else "ocr_only"
     elements = _partition(path, fmt, strategy=strategy, **options)

@@ -17,5 +17,14 @@ from docpipe.qa.extractive.parse import MAX_PARSED, SPACY_MODELS
 from docpipe.qa.extractive.rewording import MAX_JACCARD, paraphrase
 from docpipe.qa.extractive.rules import RULE_SCORES, RuleDraft
 
-__all__ = ["MAX_JACCARD", "MAX_PARSED", "MIN_SUPPORT", "RULE_SCORES", "SPACY_MODELS", "RuleDraft", "extractive_pairs",
-           "information_units", "paraphrase"]
+__all__ = [
+    "MAX_JACCARD",
+    "MAX_PARSED",
+    "MIN_SUPPORT",
+    "RULE_SCORES",
+    "SPACY_MODELS",
+    "RuleDraft",
+    "extractive_pairs",
+    "information_units",
+    "paraphrase",
+]

@@ -8,33 +8,52 @@ from dataclasses import dataclass
 
 from docpipe.qa.citation import STOPWORDS, locate
 
-_MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
-          r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?")
-_DATE = re.compile(rf"\b(?:\d{{1,2}}\s+{_MONTH}(?:,?\s+\d{{4}})?|{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?"
-                   rf"|{_MONTH}\s+\d{{4}}|(?:1[5-9]|20)\d\d(?!\d)s?|\d{{4}}-\d\d-\d\d)\b")
-_BULLET = re.compile(r"^[`'\"]*(?:[-*+>\u2013\u2014]\s+|[\u2022\u25aa\u25cf\u25e6\u2023\uf0b7]\s*|\(?\d{1,3}[.)]\s+|\(?[a-z][.)]\s+|\([A-Z]\)\s+|\([ivxIVX]{1,5}\)\s+)")
+_MONTH = (
+    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
+    r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?"
+)
+_DATE = re.compile(
+    rf"\b(?:\d{{1,2}}\s+{_MONTH}(?:,?\s+\d{{4}})?|{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?"
+    rf"|{_MONTH}\s+\d{{4}}|(?:1[5-9]|20)\d\d(?!\d)s?|\d{{4}}-\d\d-\d\d)\b"
+)
+_BULLET = re.compile(
+    r"^[`'\"]*(?:[-*+>\u2013\u2014]\s+|[\u2022\u25aa\u25cf\u25e6\u2023\uf0b7]\s*|\(?\d{1,3}[.)]\s+|\(?[a-z][.)]\s+|\([A-Z]\)\s+|\([ivxIVX]{1,5}\)\s+)"
+)
 _ENUMERATOR = re.compile(r"^[`'\"]*(?:\(\w{1,4}\)|\d{1,3}[.)]|[a-z]\)|[IVX]{1,5}\.)\s+")
 _FIELD = re.compile(r'^"?(?P<key>[A-Za-z][\w .&/()\'-]{0,38}?)"?\s*:\s+(?P<value>[^{}\[\]]*?[^\W_][^{}\[\]]*?),?$')
 _DASH_TERM = re.compile(r"^(?P<term>\S.{0,50}?)\s+[-\u2013\u2014]\s+(?P<desc>\S.{2,})$")
 _PAGE = re.compile(r"^(?:page\s*)?[-\u2013(]?\s*\d{1,4}\s*[-\u2013)]?(?:\s*(?:of|/)\s*\d{1,4})?$|^[ivxlc]{1,6}$", re.IGNORECASE)
 _URL_ONLY = re.compile(r"^(?:<?(?:https?://|www\.|mailto:)\S+>?|\S+@\S+\.\w+)$")
 _CONTENTS_LINE = re.compile(r"^(?P<entry>[^\W\d_][^.]{1,80}?)\s*(?:\.\s?){4,}\s*(?P<page>\d{1,4})$")
-_RUNNING_HEAD = re.compile(r"\barXiv:\d|(?:\.\s?){4,}\s*\d+$|^\d{1,4}\s+[A-Z][\w.]*(?:\s+[A-Z][\w.]*)?\s+et al\.?$|^(?:©|copyright\b)|all rights reserved", re.IGNORECASE)
+_RUNNING_HEAD = re.compile(
+    r"\barXiv:\d|(?:\.\s?){4,}\s*\d+$|^\d{1,4}\s+[A-Z][\w.]*(?:\s+[A-Z][\w.]*)?\s+et al\.?$|^(?:©|copyright\b)|all rights reserved",
+    re.IGNORECASE,
+)
 _CODE_START = re.compile(r"^(?:def|class|import|from \S+ import|return|function|var|let|const|public|private|#include|SELECT|<[/!?]?\w)\b")
 _CODE_CHARS = frozenset("{}[]<>;=\\$#@~^")
 _WORDS = re.compile(r"[^\W_]+(?:['\u2019.-][^\W_]+)*")
 _SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)\]]*(?=\s+[\"'\u201c\u2018(\[]?[A-Z0-9])|;(?=[ \t]*\n)")
-_ABBREVIATIONS = frozenset("mr mrs ms dr prof st no nos fig figs vs etc al inc ltd co corp jr sr e.g i.e cf approx dept est vol pp ed eds gen gov sen rep u.s".split())
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof st no nos fig figs vs etc al inc ltd co corp jr sr e.g i.e cf approx dept est vol pp ed eds gen gov sen rep u.s".split()
+)
 _MARKUP = re.compile(r"\*\*|__|`+|''|^#+\s*")
 # Function words of English and of no other language much: how a sentence shows it is English.
-_ENGLISH = frozenset("the of and to is are was were that for with as by this be it from at or an which have has not but they "
-                     "their his her can will would been these also its more than may other into only who what when there then "
-                     "should must could about after before over under between through during without within against all any "
-                     "some such each both our your you he she we them him new first most out up down if because while where how "
-                     "why very just well does did had".split())
+_ENGLISH = frozenset(
+    "the of and to is are was were that for with as by this be it from at or an which have has not but they "
+    "their his her can will would been these also its more than may other into only who what when there then "
+    "should must could about after before over under between through during without within against all any "
+    "some such each both our your you he she we them him new first most out up down if because while where how "
+    "why very just well does did had".split()
+)
 # Email header fields, each with the question asked of it (see rules._fields).
-_EMAIL_FIELDS = {"from": "Who sent {src}?", "to": "Who was {src} sent to?", "subject": "What is the subject of {src}?",
-                 "date": "When was {src} sent?", "cc": "Who was copied on {src}?", "sent": "When was {src} sent?"}
+_EMAIL_FIELDS = {
+    "from": "Who sent {src}?",
+    "to": "Who was {src} sent to?",
+    "subject": "What is the subject of {src}?",
+    "date": "When was {src} sent?",
+    "cc": "Who was copied on {src}?",
+    "sent": "When was {src} sent?",
+}
 
 
 @dataclass(frozen=True)
@@ -264,8 +283,13 @@ def information_units(text: str) -> int:
     """
     layout = _layout(text, [])
     rows = sum(max(1, len(rows) - len(_header_rows([_cells(r.text) for r in rows], False))) for rows in layout.tables)
-    return (sum(len(s.text.split()) >= 3 for s in layout.sentences) + sum(len(items) for _, items in layout.lists)
-            + rows + len(layout.fields) + len(layout.contents))
+    return (
+        sum(len(s.text.split()) >= 3 for s in layout.sentences)
+        + sum(len(items) for _, items in layout.lists)
+        + rows
+        + len(layout.fields)
+        + len(layout.contents)
+    )
 
 
 # --- table rows ---------------------------------------------------------------------------------
@@ -296,5 +320,10 @@ def _header_rows(rows: list[list[str]], continued: bool) -> list[list[str]]:
 
 def _label_like(cell: str) -> bool:
     """Could the cell name a column? Not a number, a path, a file name or a roman numeral."""
-    return not cell or (len(cell) <= 80 and len(cell.split()) <= 10 and not _numeric(cell) and not re.fullmatch(r"[IVXLC]+\.?", cell)
-                        and not re.search(r"[/\\]|\.\w{2,4}$|^[^\w(]|[,;]$|\.\s", cell))
+    return not cell or (
+        len(cell) <= 80
+        and len(cell.split()) <= 10
+        and not _numeric(cell)
+        and not re.fullmatch(r"[IVXLC]+\.?", cell)
+        and not re.search(r"[/\\]|\.\w{2,4}$|^[^\w(]|[,;]$|\.\s", cell)
+    )

@@ -62,8 +62,9 @@ def _select(candidates: list[_Candidate], text: str, limit: int) -> list[RuleDra
     kinds: Counter[str] = Counter()
     quotes: Counter[str] = Counter()
     while pool and len(chosen) < limit:
-        best = max(range(len(pool)), key=lambda i: (pool[i].score - 0.15 * kinds[pool[i].draft.kind]
-                                                     - 0.5 * quotes[pool[i].draft.quote], -i))
+        best = max(
+            range(len(pool)), key=lambda i: (pool[i].score - 0.15 * kinds[pool[i].draft.kind] - 0.5 * quotes[pool[i].draft.quote], -i)
+        )
         draft = pool.pop(best).draft
         key = _question_key(draft.question)
         if key in questions or not _valid(draft, text):

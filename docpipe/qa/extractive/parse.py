@@ -59,8 +59,10 @@ def _parsed(sentences: list[_Span], topics: dict[_Span, str]) -> list[_Candidate
 
 
 _LEGAL_LEAD = re.compile(r"^[^.]{1,80}\.--\s*(?=[A-Z])")
-_COUNT_WORDS = frozenset("two three four five six seven eight nine ten eleven twelve fifteen twenty thirty forty fifty hundred "
-                         "thousand million billion dozen".split())
+_COUNT_WORDS = frozenset(
+    "two three four five six seven eight nine ten eleven twelve fifteen twenty thirty forty fifty hundred "
+    "thousand million billion dozen".split()
+)
 _DO = {"VBD": "did", "VBZ": "does", "VBP": "do"}
 _COMPLEMENTS = ("dobj", "prep", "dative", "attr", "acomp", "xcomp", "prt", "npadvmod", "oprd")
 
@@ -118,16 +120,33 @@ def _counts(token) -> bool:
 
 _LOCATIVE = frozenset("lie live reside stand sit locate situate base stay settle border".split())
 _PLACE_PREPOSITIONS = frozenset("in at on near inside beside along across between within behind under above".split())
-_LIGHT_VERBS = frozenset({("take", "place"), ("take", "part"), ("make", "sure"), ("take", "care"), ("pay", "attention"),
-                          ("make", "use"), ("take", "advantage"), ("take", "account"), ("make", "sense"), ("take", "time")})
+_LIGHT_VERBS = frozenset(
+    {
+        ("take", "place"),
+        ("take", "part"),
+        ("make", "sure"),
+        ("take", "care"),
+        ("pay", "attention"),
+        ("make", "use"),
+        ("take", "advantage"),
+        ("take", "account"),
+        ("make", "sense"),
+        ("take", "time"),
+    }
+)
 
 
 def _questions_from_parse(sent) -> list[tuple[str, str]]:
     """When/How many/Where/Why/What/Who questions from a parsed declarative sentence, or none."""
     root = sent.root
     subject = _subject(root)
-    if (root.pos_ not in ("VERB", "AUX") or subject is None or sent.text.endswith("?")
-            or any(c.dep_ == "neg" for c in root.children) or root.i > 30):
+    if (
+        root.pos_ not in ("VERB", "AUX")
+        or subject is None
+        or sent.text.endswith("?")
+        or any(c.dep_ == "neg" for c in root.children)
+        or root.i > 30
+    ):
         return []
     subj_tokens = _core(subject)
     subj = _text_of(subj_tokens)
@@ -168,16 +187,37 @@ def _questions_from_parse(sent) -> list[tuple[str, str]]:
     place = next((c for c in complements if c.dep_ == "prep" and c.lower_ in _PLACE_PREPOSITIONS and c is not dated), None)
     if root.lemma_ in _LOCATIVE and place is not None:
         out.append((_ask("Where", ask, subj_q, verb, rest(place)), "svo"))
-    means = next((c for c in root.children if c.dep_ in ("advcl", "prep") and c.i > root.i
-                  and (c.lower_ == "using" or c.lower_ == "by" and any(x.tag_ == "VBG" for x in c.children))), None)
+    means = next(
+        (
+            c
+            for c in root.children
+            if c.dep_ in ("advcl", "prep")
+            and c.i > root.i
+            and (c.lower_ == "using" or c.lower_ == "by" and any(x.tag_ == "VBG" for x in c.children))
+        ),
+        None,
+    )
     if auxes and any(a.dep_ == "auxpass" for a in auxes) and means is not None:
         out.append((_ask("How", ask, subj_q, verb), "svo"))  # "Existing models are developed using ..."
-    because = [c for c in root.children if c.dep_ == "advcl" and any(m.dep_ == "mark" and (m.lower_ == "because" or
-               m.lower_ in ("since", "as") and any(x.dep_ == "nsubj" for x in c.children)) for m in c.children)]
+    because = [
+        c
+        for c in root.children
+        if c.dep_ == "advcl"
+        and any(
+            m.dep_ == "mark" and (m.lower_ == "because" or m.lower_ in ("since", "as") and any(x.dep_ == "nsubj" for x in c.children))
+            for m in c.children
+        )
+    ]
     if because:
         out.append((_ask("Why", ask, subj_q, verb, rest()), "svo"))
-    if (obj is not None and obj.dep_ == "dobj" and obj.pos_ in ("NOUN", "PROPN") and not counted and root.lemma_ != "be"
-            and (root.lemma_, obj.lemma_) not in _LIGHT_VERBS):
+    if (
+        obj is not None
+        and obj.dep_ == "dobj"
+        and obj.pos_ in ("NOUN", "PROPN")
+        and not counted
+        and root.lemma_ != "be"
+        and (root.lemma_, obj.lemma_) not in _LIGHT_VERBS
+    ):
         out.append((_ask("What", ask, subj_q, verb, rest(obj)), "svo"))
         if all(t.pos_ in ("PROPN", "PUNCT") or t.pos_ == "ADJ" and t.text[:1].isupper() for t in subj_tokens) and len(subj_tokens) <= 5:
             out.append((_ask("Who", verbs, rest()), "svo"))

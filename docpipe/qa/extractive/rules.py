@@ -40,8 +40,18 @@ from docpipe.qa.extractive.topics import (
 )
 
 # Base score of each rule: the more structure a rule reads, the surer its question is.
-RULE_SCORES = {"definition": 1.0, "table_row": 0.9, "field": 0.85, "list": 0.85, "number": 0.8, "svo": 0.75,
-               "heading": 0.7, "label": 0.5, "sentence": 0.3, "fallback": 0.1}
+RULE_SCORES = {
+    "definition": 1.0,
+    "table_row": 0.9,
+    "field": 0.85,
+    "list": 0.85,
+    "number": 0.8,
+    "svo": 0.75,
+    "heading": 0.7,
+    "label": 0.5,
+    "sentence": 0.3,
+    "fallback": 0.1,
+}
 
 
 class RuleDraft(QADraft):
@@ -73,11 +83,15 @@ def _draft(kind: str, question: str, answer: str, quote: str, bonus: float = 0.0
 
 _DEFINITION = re.compile(
     r"^(?P<term>[^,;:()\"]{2,60}?)(?:\s*\([^)]{1,80}\))?,?\s+(?P<cop>is|are|was|were|means|mean|refers to|refer to|is defined as|"
-    r"are defined as|stands for|denotes|is called|is known as)\s+(?P<rest>.{3,})$")
+    r"are defined as|stands for|denotes|is called|is known as)\s+(?P<rest>.{3,})$"
+)
 _DEFINITE = re.compile(r"^(?:a|an|the|one of|any|each|part of|used to|when|where|how|what|to)\b", re.IGNORECASE)
-_PERSON_NOUNS = re.compile(r"\b(?:born|footballer|player|politician|writer|author|actor|actress|singer|scientist|president|"
-                           r"minister|professor|engineer|artist|poet|king|queen|leader|founder|director|editor|physician|nurse|"
-                           r"lawyer|officer|general|chairman|ceo|composer|painter|philosopher)\b", re.IGNORECASE)
+_PERSON_NOUNS = re.compile(
+    r"\b(?:born|footballer|player|politician|writer|author|actor|actress|singer|scientist|president|"
+    r"minister|professor|engineer|artist|poet|king|queen|leader|founder|director|editor|physician|nurse|"
+    r"lawyer|officer|general|chairman|ceo|composer|painter|philosopher)\b",
+    re.IGNORECASE,
+)
 
 
 def _definitions(sentences: list[_Span]) -> list[_Candidate]:
@@ -97,8 +111,14 @@ def _definitions(sentences: list[_Span]) -> list[_Candidate]:
             person = all(w[:1].isupper() for w in words) and 2 <= len(words) <= 4 and _PERSON_NOUNS.search(rest)
             question = f"{'Who' if person else 'What'} {cop} {term}?"
         elif cop.startswith(("mean", "refer", "stand", "denote")):
-            verb = {"means": "mean", "refers to": "refer to", "refer to": "refer to", "mean": "mean", "stands for": "stand for",
-                    "denotes": "denote"}[cop]
+            verb = {
+                "means": "mean",
+                "refers to": "refer to",
+                "refer to": "refer to",
+                "mean": "mean",
+                "stands for": "stand for",
+                "denotes": "denote",
+            }[cop]
             question = f"What {'do' if cop in ('mean', 'refer to') else 'does'} {term} {verb}?"
         else:
             question = f"What {'are' if cop.startswith('are') else 'is'} {term}?"
@@ -130,8 +150,11 @@ def _column_names(header: list[list[str]], width: int) -> list[str]:
     names = []
     for col, cell in enumerate(rows[-1]):
         name = re.sub(r"^(?:the|a|an)\s+|\s*(?:\([a-z0-9]\)|\[\d+\]|\*+)$", "", cell, flags=re.IGNORECASE).rstrip(".:")
-        group = next((row[c] for row in rows[-2::-1] for c in sorted(range(1, width), key=lambda c: abs(c - col)) if row[c]), "") \
-            if name and col else ""  # the nearest group cell: merged cells land left, right or centre
+        group = (
+            next((row[c] for row in rows[-2::-1] for c in sorted(range(1, width), key=lambda c: abs(c - col)) if row[c]), "")
+            if name and col
+            else ""
+        )  # the nearest group cell: merged cells land left, right or centre
         name = f"{name} ({group})" if group else name
         names.append(name if 1 <= len(name) <= 80 and not _BAD_PART.search(name) else "")
     return names
@@ -147,12 +170,17 @@ def _tables(layout: _Layout, chunk: Chunk, text: str) -> list[_Candidate]:
             continue
         names = _column_names(header, max(len(c) for c in cells))
         title = _table_title(layout, rows[0], text)
-        for number, (row, span) in enumerate(list(zip(cells, rows))[len(header):]):
+        for number, (row, span) in enumerate(list(zip(cells, rows))[len(header) :]):
             key_col = next((i for i, c in enumerate(row) if c), None)
-            if key_col is None or not re.search(r"[^\W\d_]", row[key_col]) or len(row[key_col]) > 60 or re.search(r"[{}\[\]<>|]", row[key_col]):
+            if (
+                key_col is None
+                or not re.search(r"[^\W\d_]", row[key_col])
+                or len(row[key_col]) > 60
+                or re.search(r"[{}\[\]<>|]", row[key_col])
+            ):
                 continue
             columns = [i for i, c in enumerate(row) if c and i != key_col and i < len(names) and names[i] and c != "\u2014"]
-            for rank, col in enumerate(columns[number % len(columns):] + columns[: number % len(columns)] if columns else []):
+            for rank, col in enumerate(columns[number % len(columns) :] + columns[: number % len(columns)] if columns else []):
                 question, answers = _row_question(names[col], row[key_col], row[col], title)
                 for answer in answers:
                     out.append(_draft("table_row", question, answer, span.quote, bonus=-0.05 * rank - 0.01 * number))
@@ -201,9 +229,12 @@ def _lists(layout: _Layout, source: str, chunk: Chunk, text: str) -> list[_Candi
     return out
 
 
-_INTRO_VERB = re.compile(r"^(?P<subj>.+?)\s+(?P<verb>contains?|includes?|has|have|lists?|covers?|provides?|offers?|requires?|"
-                         r"supports?|comprises?|consists? of|involves?|features?)\s+(?:the following|these|several|some|a few|"
-                         r"following|many|\w+ main|\d+)?\s*(?P<noun>[\w -]{0,40}?)\s*:$", re.IGNORECASE)
+_INTRO_VERB = re.compile(
+    r"^(?P<subj>.+?)\s+(?P<verb>contains?|includes?|has|have|lists?|covers?|provides?|offers?|requires?|"
+    r"supports?|comprises?|consists? of|involves?|features?)\s+(?:the following|these|several|some|a few|"
+    r"following|many|\w+ main|\d+)?\s*(?P<noun>[\w -]{0,40}?)\s*:$",
+    re.IGNORECASE,
+)
 
 
 def _list_questions(intro: _Span | None, source: str, chunk: Chunk) -> list[str]:
@@ -237,8 +268,12 @@ def _fields(layout: _Layout, source: str, text: str) -> list[_Candidate]:
         elif anchor:  # a data record: name the entry by another of its fields, or every entry asks the same
             anchor_key, anchor_value, anchor_span = anchor
             question = f'What is the {name} of the entry whose {anchor_key.replace("_", " ")} is "{anchor_value}" in {source}?'
-            span = _Span(min(span.start, anchor_span.start), max(span.end, anchor_span.end), "",
-                         text[min(span.start, anchor_span.start) : max(span.end, anchor_span.end)])
+            span = _Span(
+                min(span.start, anchor_span.start),
+                max(span.end, anchor_span.end),
+                "",
+                text[min(span.start, anchor_span.start) : max(span.end, anchor_span.end)],
+            )
         elif re.search(r"\d", name) or (name.isupper() and len(name) >= 2) or sum(w[:1].isupper() for w in name.split()) >= 2:
             question = f"What is {name}?"  # "Code 600", "GSFC": a name of its own
         else:
@@ -253,15 +288,25 @@ def _meaningless(value: str) -> bool:
 
 def _anchor(layout: _Layout, key: str, record: int) -> tuple[str, str, _Span] | None:
     """The field of the same record that tells it apart best: a text of a few words ("text": "News Around NOAA")."""
-    siblings = [(k, v, sp) for k, v, sp, r in layout.fields if r == record and k != key and not _meaningless(v)
-                and re.search(r"[^\W\d_]{3,}", v) and len(v) <= 60 and '"' not in v
-                and (k.lower() in ("text", "title", "name", "label", "heading", "caption") or len(v.split()) >= 3)]
+    siblings = [
+        (k, v, sp)
+        for k, v, sp, r in layout.fields
+        if r == record
+        and k != key
+        and not _meaningless(v)
+        and re.search(r"[^\W\d_]{3,}", v)
+        and len(v) <= 60
+        and '"' not in v
+        and (k.lower() in ("text", "title", "name", "label", "heading", "caption") or len(v.split()) >= 3)
+    ]
     return max(siblings, key=lambda f: (f[0].lower() in ("text", "title", "name"), len(f[1].split())), default=None)
 
 
 def _contents(layout: _Layout, source: str) -> list[_Candidate]:
-    return [_draft("field", f'On which page does "{entry}" start in {source}?', f"{entry}: page {page}", span.quote, bonus=-0.2)
-            for entry, page, span in layout.contents]
+    return [
+        _draft("field", f'On which page does "{entry}" start in {source}?', f"{entry}: page {page}", span.quote, bonus=-0.2)
+        for entry, page, span in layout.contents
+    ]
 
 
 def _heading_field(layout: _Layout, chunk: Chunk, text: str, source: str) -> list[_Candidate]:
@@ -296,13 +341,19 @@ def _heading_rule(layout: _Layout, chunk: Chunk, topics: dict[_Span, str]) -> li
 
 
 def _labels(layout: _Layout, source: str) -> list[_Candidate]:
-    return [_draft("label", f'What is written under "{label.text}" in {source}?', first.text, first.quote)
-            for label, first in layout.labels if label.text != (layout.heading.text if layout.heading else None)]
+    return [
+        _draft("label", f'What is written under "{label.text}" in {source}?', first.text, first.quote)
+        for label, first in layout.labels
+        if label.text != (layout.heading.text if layout.heading else None)
+    ]
 
 
 # The topic in the middle: a question differs from its neighbours by more than its last words (see qa.dedup).
-_ABOUT = ("What is said about {topic} in {source}?", "What information about {topic} does {source} give?",
-          "What can be learned about {topic} from {source}?")
+_ABOUT = (
+    "What is said about {topic} in {source}?",
+    "What information about {topic} does {source} give?",
+    "What can be learned about {topic} from {source}?",
+)
 
 
 def _fallbacks(layout: _Layout, source: str, topics: dict[_Span, str]) -> list[_Candidate]:
@@ -350,18 +401,25 @@ def _answerable(sentences: list[_Span]) -> list[_Span]:
 def _clip(span: _Span, max_words: int = 60) -> _Span:
     if len(span.text.split()) <= max_words and len(span.text) <= 600:
         return span
-    cuts = [m.end() for m in re.finditer(r"[,;:](?=\s)|\s(?=and |but |or |which |where )", span.quote)
-            if 12 <= len(span.quote[: m.end()].split()) <= max_words and m.end() <= 600]
+    cuts = [
+        m.end()
+        for m in re.finditer(r"[,;:](?=\s)|\s(?=and |but |or |which |where )", span.quote)
+        if 12 <= len(span.quote[: m.end()].split()) <= max_words and m.end() <= 600
+    ]
     end = cuts[-1] if cuts else len(" ".join(span.quote[:600].split(" ")[:-1]))
     raw = span.quote[:end].rstrip(" ,;:")
     return _Span(span.start, span.start + len(raw), _clean(raw), raw)
 
 
-_REGEX_WHEN = re.compile(rf"^(?P<subj>(?:The |A |An )?[A-Z][\w'\u2019-]*(?: [\w'\u2019-]+){{0,5}}?) (?P<aux>was|were) "
-                         rf"(?P<verb>\w+ed|born|built|made|held|founded|written|begun|won|sold|taken|given|shown|chosen) "
-                         rf"(?:in|on|during) (?P<date>{_DATE.pattern})")
-_REGEX_HOW_MANY = re.compile(r"^(?:There (?P<be>was|were|are|is) (?:about |around |approximately |over |nearly |more than |some )?"
-                             r"(?P<num>\d[\d,.]*|two|three|four|five|six|seven|eight|nine|ten) (?P<noun>[a-z]+(?: of [a-z]+)?))")
+_REGEX_WHEN = re.compile(
+    rf"^(?P<subj>(?:The |A |An )?[A-Z][\w'\u2019-]*(?: [\w'\u2019-]+){{0,5}}?) (?P<aux>was|were) "
+    rf"(?P<verb>\w+ed|born|built|made|held|founded|written|begun|won|sold|taken|given|shown|chosen) "
+    rf"(?:in|on|during) (?P<date>{_DATE.pattern})"
+)
+_REGEX_HOW_MANY = re.compile(
+    r"^(?:There (?P<be>was|were|are|is) (?:about |around |approximately |over |nearly |more than |some )?"
+    r"(?P<num>\d[\d,.]*|two|three|four|five|six|seven|eight|nine|ten) (?P<noun>[a-z]+(?: of [a-z]+)?))"
+)
 
 
 def _regex_numbers(sentences: list[_Span], source: str) -> list[_Candidate]:

@@ -8,9 +8,11 @@ from docpipe.qa.citation import STOPWORDS, content_words
 
 _PRONOUNS = frozenset("he she it they him them his her hers its their theirs we us our ours i me my mine this these those".split())
 _PRONOUN_WORD = re.compile(r"\b(?:" + "|".join(sorted(_PRONOUNS)) + r")\b", re.IGNORECASE)
-_VAGUE_HEADS = frozenset("it this that these those there here they he she we i you one all some each such other which what who "
-                         "another both either neither none many most few several something anything nothing nobody everybody everyone "
-                         "someone anyone".split())
+_VAGUE_HEADS = frozenset(
+    "it this that these those there here they he she we i you one all some each such other which what who "
+    "another both either neither none many most few several something anything nothing nobody everybody everyone "
+    "someone anyone".split()
+)
 _BAD_PART = re.compile(r"[\"\u201c\u201d\[\]<>|{}]|--|''|\u00e2(?![a-z])|^\W")
 
 
@@ -25,29 +27,38 @@ def _phrase(text: str) -> str:
     """A sentence-initial phrase made fit for the middle of a question ("The rink" -> "the rink")."""
     first, _, rest = text.partition(" ")
     if first in ("The", "A", "An", "Some", "Many", "Most", "All", "Each", "Every", "Any", "Both") or (
-        first[:1].isupper() and first[1:].islower() and first.lower() in STOPWORDS):
+        first[:1].isupper() and first[1:].islower() and first.lower() in STOPWORDS
+    ):
         return f"{first.lower()} {rest}".strip()
     return text
 
 
 def _whole_words(topic: str, sentence: str) -> bool:
     """'the co' is no topic of '... the co-operation of a horse'; each part of 'the players and the stones' is in it."""
+
     def found(phrase: str) -> bool:
         return bool(re.search(r"(?<![\w-])" + re.escape(phrase) + r"(?![\w-])", sentence, re.IGNORECASE))
+
     return found(topic) or all(found(part) for part in topic.split(" and "))
 
 
-_REGEX_SUBJECT = re.compile(r"^(?P<subj>(?:[A-Za-z][\w'\u2019-]*\s+){0,5}?[A-Za-z][\w'\u2019-]*)\s+(?:is|are|was|were|has|have|had|can|could|"
-                            r"will|would|may|might|must|should|shall|does|do|did)\b")
+_REGEX_SUBJECT = re.compile(
+    r"^(?P<subj>(?:[A-Za-z][\w'\u2019-]*\s+){0,5}?[A-Za-z][\w'\u2019-]*)\s+(?:is|are|was|were|has|have|had|can|could|"
+    r"will|would|may|might|must|should|shall|does|do|did)\b"
+)
 _PROPER = re.compile(r"(?<=[a-z,;] )(?:[A-Z][\w'\u2019-]+(?:\s+(?:of|de|and|the|for)\s+|\s+)){0,4}[A-Z][\w'\u2019-]+")
 
 
-_TOPIC_STOP = STOPWORDS | frozenset("above below after before up down out off again also only just even still all such more most less "
-                                     "own same other each every some any much many few well often however thus one two three since "
-                                     "though although unless until whether yet while therefore hence otherwise moreover indeed "
-                                     "general".split())
-_ADJECTIVES = frozenset("first second third last next same other new old good great little long high low large small big "
-                        "whole certain main following previous".split())
+_TOPIC_STOP = STOPWORDS | frozenset(
+    "above below after before up down out off again also only just even still all such more most less "
+    "own same other each every some any much many few well often however thus one two three since "
+    "though although unless until whether yet while therefore hence otherwise moreover indeed "
+    "general".split()
+)
+_ADJECTIVES = frozenset(
+    "first second third last next same other new old good great little long high low large small big "
+    "whole certain main following previous".split()
+)
 _THERE_IS = re.compile(r"^There (?:is|are|was|were) (?:a |an |no |some |many |several )?((?:[a-z][\w'-]*\s+){0,2}[a-z][\w'-]*)")
 _DET_NP = re.compile(r"\b(?:the|a|an)\s+((?:[a-z][\w'-]*\s+){0,3}[a-z][\w'-]*)", re.IGNORECASE)
 
@@ -70,8 +81,10 @@ def _regex_topic(sentence: str) -> str | None:
     return _topic_pair([t for t in topics if _good_topic(t) and not _BAD_PART.search(t)])
 
 
-_VAGUE_NOUNS = frozenset("kind sort type way part thing things lot case fact matter time place end side point order number manner "
-                         "form pause rest course deal use".split())
+_VAGUE_NOUNS = frozenset(
+    "kind sort type way part thing things lot case fact matter time place end side point order number manner "
+    "form pause rest course deal use".split()
+)
 
 
 def _weighty(topic: str) -> bool:
@@ -93,8 +106,15 @@ def _clean_topic(topic: str) -> str:
 def _good_topic(topic: str) -> bool:
     words = topic.split()
     first = words[0].lower() if words else ""
-    return (1 <= len(words) <= 8 and first not in _VAGUE_HEADS and (first not in STOPWORDS or first in ("the", "a", "an")) and not _PRONOUN_WORD.search(topic)
-            and bool(content_words(topic) - _TOPIC_STOP) and len(topic) <= 80 and not re.search(r"[;:!?\u2014]|\.\s", topic))
+    return (
+        1 <= len(words) <= 8
+        and first not in _VAGUE_HEADS
+        and (first not in STOPWORDS or first in ("the", "a", "an"))
+        and not _PRONOUN_WORD.search(topic)
+        and bool(content_words(topic) - _TOPIC_STOP)
+        and len(topic) <= 80
+        and not re.search(r"[;:!?\u2014]|\.\s", topic)
+    )
 
 
 def _topic_pair(candidates: list[str | None]) -> str | None:
