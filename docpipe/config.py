@@ -275,6 +275,81 @@ class ExportConfig(BaseModel):
     ] = None
 
 
+class EvalConfig(BaseModel):
+    """Evaluating a trained run (`docpipe eval`): which questions, how answers are made, and the verdict's thresholds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run: Annotated[str | None, Field(description="Run id under runs/ to evaluate; empty = the latest finished run.")] = None
+    seen_questions: Annotated[
+        int, Field(ge=0, le=100000, description="Training questions asked again, a fixed seeded sample (the 'seen' set).")
+    ] = 50
+    max_questions_per_set: Annotated[
+        int, Field(ge=1, le=100000, description="Most questions asked from each set (a seeded sample), to bound the time.")
+    ] = 200
+    max_answer_tokens: Annotated[int, Field(ge=8, le=4096, description="Longest answer generated, in tokens (greedy decoding).")] = 128
+    engine: Annotated[
+        Literal["auto", "llama.cpp", "transformers"],
+        Field(
+            description="'auto' = llama.cpp on GGUFs of the run when llama-cpp-python is installed (fast on CPU), else transformers (base + adapter)."
+        ),
+    ] = "auto"
+    threads: Annotated[int | None, Field(ge=1, le=1024, description="CPU threads for generation; empty = the cores not busy.")] = None
+    correct_key_facts: Annotated[
+        float,
+        Field(
+            gt=0,
+            le=1,
+            description="An answer to an answerable question is correct when at least this share of the reference's content words and numbers is in it.",
+        ),
+    ] = 0.5
+    min_questions: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=100000,
+            description="A set with fewer questions is called too small to say anything; the verdict is insufficient-data when the rephrased and unseen sets together have fewer.",
+        ),
+    ] = 20
+    overfit_gap: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=1,
+            description="Seen-set accuracy minus rephrased-set accuracy above which the model is called overfit (it learned wordings, not facts).",
+        ),
+    ] = 0.25
+    max_regurgitation: Annotated[
+        float, Field(ge=0, le=1, description="Share of answers copying another training answer above which the model is called overfit.")
+    ] = 0.2
+    min_citation_validity: Annotated[
+        float, Field(ge=0, le=1, description="Share of cited answers naming the right document below which the model is called ungrounded.")
+    ] = 0.7
+    min_abstention: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=1,
+            description="Share of out-of-corpus questions answered with an abstention below which the model is called ungrounded (it invents).",
+        ),
+    ] = 0.5
+    max_over_refusal: Annotated[
+        float,
+        Field(
+            ge=0, le=1, description="Share of answerable questions met with an abstention above which the model is called over-refusing."
+        ),
+    ] = 0.3
+    confidence: Annotated[float, Field(gt=0.5, lt=1, description="Confidence level of every interval.")] = 0.95
+    bootstrap_samples: Annotated[int, Field(ge=100, le=100000, description="Bootstrap resamples behind each interval.")] = 2000
+    regurgitation_ngram: Annotated[
+        int,
+        Field(
+            ge=3, le=50, description="An answer sharing a run of this many words with the training answer of another question copies it."
+        ),
+    ] = 8
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1, description="Seed for the question samples and the bootstrap.")] = 0
+
+
 class DocpipeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -282,6 +357,7 @@ class DocpipeConfig(BaseModel):
     llm: Annotated[LLMConfig, Field(description="The model that writes questions, and the gateway's limits.")] = LLMConfig()
     generate: Annotated[GenerateConfig, Field(description="Chunking, Q&A generation and curation.")] = GenerateConfig()
     train: Annotated[TrainConfig, Field(description="Fine-tuning.")] = TrainConfig()
+    eval: Annotated[EvalConfig, Field(description="Evaluating a trained run.")] = EvalConfig()
     export: Annotated[ExportConfig, Field(description="GGUF export and the Ollama Modelfile.")] = ExportConfig()
 
 

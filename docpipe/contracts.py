@@ -477,3 +477,138 @@ class ExportResult(BaseModel):
     reference_s: Annotated[float, Field(ge=0, description="Seconds to compute the trained model's reference logits.")] = 0.0
     wall_s: Annotated[float, Field(ge=0)]
     docpipe_version: str
+
+
+# --- evaluation (`docpipe eval`) -------------------------------------------------------------------------------------
+
+QuestionSet = Literal["seen", "rephrased", "unseen", "out_of_corpus", "user"]
+
+
+class EvalQuestion(BaseModel):
+    """One question the model is asked, with what a good answer is and where it comes from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[str, Field(description="Stable id: the set and the question, hashed.")]
+    set: Annotated[
+        QuestionSet,
+        Field(
+            description="seen (trained on) | rephrased (a trained fact in new words) | unseen (never trained) | "
+            "out_of_corpus (the documents do not answer it) | user (--questions)."
+        ),
+    ]
+    question: Annotated[str, Field(description="What the model is asked.")]
+    reference: Annotated[str, Field(description="The reference answer (for out_of_corpus: the abstention).")]
+    path: Annotated[str | None, Field(description="The document that answers it (relative path), when known.")] = None
+    page: Annotated[int | None, Field(description="The page of the answer, when known.")] = None
+    quote: Annotated[str | None, Field(description="The source passage that supports the reference, when known.")] = None
+    source_id: Annotated[str | None, Field(description="The training pair it was made from (seen, rephrased).")] = None
+
+
+class AnswerScore(BaseModel):
+    """One model's answer to one question, and its scores."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    answer: Annotated[str, Field(description="The model's whole reply, greedy, with the training chat template and system prompt.")]
+    f1: Annotated[float, Field(ge=0, le=1, description="Token F1 of the answer (without its source line) against the reference.")]
+    key_facts: Annotated[float, Field(ge=0, le=1, description="Share of the reference's content words and numbers found in the answer.")]
+    abstained: Annotated[bool, Field(description="The answer says the documents do not say.")]
+    cited: Annotated[bool, Field(description="The answer ends with a 'Source: <file>, p. <page>' line.")]
+    cited_path: Annotated[str | None, Field(description="The file it cites.")] = None
+    cited_page: Annotated[int | None, Field(description="The page it cites.")] = None
+    citation_exists: Annotated[
+        bool | None, Field(description="The cited file is in the corpus and the page in its range (None when uncited).")
+    ] = None
+    citation_right_document: Annotated[
+        bool | None, Field(description="The cited file is the reference's (None when uncited or unknown).")
+    ] = None
+    citation_supports: Annotated[
+        bool | None, Field(description="The cited document's text holds the answer's content words (None when uncited).")
+    ] = None
+    regurgitated: Annotated[
+        str | None, Field(description="Id of a training pair of another question whose answer this copies (8-gram overlap).")
+    ] = None
+    judge: Annotated[int | None, Field(ge=1, le=5, description="The optional LLM judge's 1-5 rubric score.")] = None
+    correct: Annotated[
+        bool,
+        Field(
+            description="The headline pass/fail: key facts >= eval.correct_key_facts for answerable questions; "
+            "an abstention for out-of-corpus ones."
+        ),
+    ]
+
+
+class EvalRecord(BaseModel):
+    """A line of eval_questions.jsonl: a question and every model's answer to it (the loop's paired tests read these)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: EvalQuestion
+    answers: Annotated[dict[str, AnswerScore], Field(description="model label (base, tuned, tuned-q8_0, ...) -> its answer and scores.")]
+
+
+class Estimate(BaseModel):
+    """A measured share or mean with its 95% interval and the number of questions behind it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    value: float | None
+    low: float | None
+    high: float | None
+    n: int
+    too_small: Annotated[bool, Field(description="n is below eval.min_questions: the interval is too wide to say anything.")] = False
+
+
+class PairedComparison(BaseModel):
+    """Model B against model A on the same questions: the mean difference, its paired-bootstrap interval, Wilcoxon's p."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    a: str
+    b: str
+    measure: str
+    difference: Estimate
+    p_value: Annotated[float | None, Field(description="Wilcoxon signed-rank test (two-sided); None when every difference is zero.")]
+    improvements: Annotated[list[str], Field(description="Question ids B answers correctly and A does not.")] = []
+    regressions: Annotated[list[str], Field(description="Question ids A answers correctly and B does not.")] = []
+
+
+class SetScores(BaseModel):
+    """One model on one question set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    correct: Estimate
+    f1: Estimate
+    key_facts: Estimate
+    cited: Estimate
+    citation_exists: Estimate
+    citation_right_document: Estimate
+    citation_supports: Estimate
+    abstained: Estimate
+    regurgitated: Estimate
+
+
+Verdict = Literal["ok", "overfit", "undertrained", "ungrounded", "over-refusing", "insufficient-data"]
+
+
+class EvalReport(BaseModel):
+    """What `docpipe eval` found: runs/<id>/eval.json; the first screen of report.md says it in words."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    verdict: Verdict
+    reasons: Annotated[list[str], Field(description="Why, in plain words, one line each.")]
+    trust: Annotated[list[str], Field(description="What the model can and cannot be trusted for, in plain words.")]
+    engine: Annotated[str, Field(description="How answers were generated, e.g. 'llama.cpp on F16 GGUFs' or 'transformers'.")]
+    models: Annotated[dict[str, str], Field(description="label -> what it is (base model, tuned run, a GGUF file).")]
+    sets: Annotated[dict[str, dict[str, SetScores]], Field(description="model label -> question set -> scores.")]
+    comparisons: Annotated[
+        list[PairedComparison], Field(description="Tuned vs base (and vs the previous best, each GGUF vs tuned) per set.")
+    ]
+    loss_gap: Annotated[float | None, Field(description="Best held-out loss minus the final training loss of the run.")] = None
+    questions: Annotated[dict[str, int], Field(description="Questions per set.")]
+    seconds: float
+    docpipe_version: str

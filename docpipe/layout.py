@@ -114,7 +114,16 @@ class RunLayout:
 
     @property
     def eval_questions(self) -> Path:
+        """Every question with every model's answer and scores: the loop's paired tests read it."""
         return self.root / "eval_questions.jsonl"
+
+    @property
+    def eval_markdown(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def eval_html(self) -> Path:
+        return self.root / "report.html"
 
     def stage(self, stage: str, backend: str, device: str) -> StageWorkLayout:
         return StageWorkLayout(self.root / stage / f"{backend}-{device}")
@@ -249,6 +258,15 @@ class Layout:
     def base_models_cache(self) -> Path:
         """Packaged bases, assembled and converted once into Hugging Face folders."""
         return self.cache / "base_models"
+
+    @property
+    def answers_cache(self) -> Path:
+        """Evaluation answers by model hash, prompt and settings: an interrupted `eval` repeats no answer."""
+        return self.cache / "answers"
+
+    def eval_gguf(self, run_id: str, label: str) -> Path:
+        """A GGUF `docpipe eval` writes to answer with llama.cpp when export has not run (base or tuned, F16)."""
+        return self.cache / "eval_gguf" / f"{run_id}-{label}-f16.gguf"
 
     @property
     def export_cache(self) -> Path:

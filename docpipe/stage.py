@@ -50,6 +50,14 @@ class TrainInputs:
 
 
 @dataclass(frozen=True)
+class EvalInputs:
+    layout: Layout  # reads runs/<id>/ (eval.run, else the latest finished run), dataset/, documents.jsonl, export/
+    questions: Path | None = None  # the user's own questions (JSONL or CSV: question, answer, optional document)
+    gguf: Path | None = None  # evaluate this GGUF (as "gguf") besides the trained model
+    judge: LLMConfig | None = None  # an LLM judge through the gateway (a 1-5 rubric); None = no judge
+
+
+@dataclass(frozen=True)
 class ExportInputs:
     layout: Layout  # reads runs/<id>/ (export.run, else the latest finished run) and dataset/
 

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validat
 
 from docpipe.agents.base import BaseAgent
 from docpipe.contracts import Chunk, QADraft
-from docpipe.qa.citation import locate, normalize, support
 from docpipe.qa.extractive import extractive_pairs, paraphrase
+from docpipe.runtime.citation import locate, normalize, support
 
 _MAX_QUESTION, _MAX_TEXT = 400, 1500
 

@@ -16,8 +16,8 @@ from pydantic import Field
 
 from docpipe.config import GenerateConfig
 from docpipe.contracts import Chunk, Citation, Document, ElementKind, QADraft, QAPair
-from docpipe.qa.citation import content_words, locate, normalize, support
 from docpipe.qa.dedup import find_duplicates
+from docpipe.runtime.citation import content_words, locate, normalize, support
 from docpipe.store import stable_hash
 
 # The funnel's stages, in the order candidates pass them (the card lists them so).

@@ -27,7 +27,6 @@ from docpipe.layout import DatasetLayout, Layout
 from docpipe.llm.client import LLMClient
 from docpipe.qa.agents import Paraphraser, QAWriter, SupportJudge
 from docpipe.qa.card import render_card
-from docpipe.qa.citation import content_words
 from docpipe.qa.curate import Curated
 from docpipe.qa.dpo import preference_pairs
 from docpipe.qa.extractive import paraphrase
@@ -35,6 +34,7 @@ from docpipe.qa.formats import to_alpaca, to_sharegpt, training_record
 from docpipe.qa.probes import abstention_probes, paraphrase_probes
 from docpipe.qa.splits import split_pairs
 from docpipe.runtime.chat_format import SYSTEM_PROMPT
+from docpipe.runtime.citation import content_words
 from docpipe.store import atomic_write_text, sha256_file, stable_hash, write_json, write_jsonl
 
 

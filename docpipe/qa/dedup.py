@@ -25,7 +25,7 @@ try:
 except ImportError:  # pragma: no cover - curate and the modules that import it must load without it
     np = None
 
-from docpipe.qa.citation import LOOKALIKES
+from docpipe.runtime.citation import LOOKALIKES
 
 _PUNCT = re.compile(r"[^\w\s]")
 # LSH bands tuned to miss few true pairs: datasketch's MinHashLSH `weights` for the false-positive

@@ -26,10 +26,10 @@ from docpipe.events import EventSink, StageEvent, ignore
 from docpipe.layout import Layout
 from docpipe.llm.client import LLMClient
 from docpipe.qa.agents import ChunkTask, JudgeTask, QAWriter, SupportJudge
-from docpipe.qa.citation import normalize
 from docpipe.qa.curate import Draft, Source, check, curate
 from docpipe.qa.dataset import write_dataset
 from docpipe.qa.extractive import extractive_pairs, information_units
+from docpipe.runtime.citation import normalize
 from docpipe.stage import GenerateInputs, matches_fingerprint, record_fingerprint
 from docpipe.store import JsonCache, sha256_file, stable_hash, write_jsonl
 

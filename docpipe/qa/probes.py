@@ -8,8 +8,8 @@ import re
 from collections.abc import Callable, Sequence
 
 from docpipe.contracts import Probe, QAPair
-from docpipe.qa.citation import content_words
 from docpipe.runtime.chat_format import ABSTAIN_ANSWER, render_answer, to_messages
+from docpipe.runtime.citation import content_words
 from docpipe.store import stable_hash
 
 # Questions about general knowledge far from any particular organisation's documents. One

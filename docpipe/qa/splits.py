@@ -12,7 +12,7 @@ import random
 from collections.abc import Sequence
 
 from docpipe.contracts import Chunk, QAPair
-from docpipe.qa.citation import normalize
+from docpipe.runtime.citation import normalize
 
 MIN_GROUPS = 4  # below this, sections are too coarse to hold some out: split by chunk
 

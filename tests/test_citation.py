@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from docpipe.qa.citation import content_words, locate, normalize, support
+from docpipe.runtime.citation import content_words, locate, normalize, support
 
 SOURCE = "The “Reading Room” opens at 9\u00a0a.m.\n\nIt closes\nat 5 p.m. – except on public holidays. Eﬃcient staﬀ help."
 

@@ -1,4 +1,4 @@
-"""Is a quote really in its source, and where? Does the answer follow from the quote?
+"""Is a quote really in its source, and where? Does an answer follow from a passage? (The dataset's checks and the eval's.)
 
 Models copy quotes with small damage: curly quotes straightened, a line break turned into a
 space, a ligature spelled out. `locate` forgives exactly that (Unicode compatibility forms,
