@@ -173,6 +173,40 @@ def train(
     console.print(f"wrote {layout.run(result.run_id).root} (result: {layout.run(result.run_id).result.name})")
 
 
+@app.command(name="eval")
+def evaluate(
+    out: OutOption = Path("docpipe-out"),
+    config: ConfigOption = None,
+    run: Annotated[Optional[str], typer.Option("--run", help="Run id under OUT/runs/ (default: the latest finished run).")] = None,
+    questions: Annotated[
+        Optional[Path], typer.Option("--questions", help="Your own questions: JSONL or CSV with question, answer and optionally document.")
+    ] = None,
+    judge: Annotated[
+        Optional[str], typer.Option("--judge", help="Also score answers 1-5 with this LLM (a litellm model string or a .gguf path).")
+    ] = None,
+    gguf: Annotated[Optional[Path], typer.Option("--gguf", help="Also evaluate this GGUF file against the trained model.")] = None,
+    engine: Annotated[Optional[str], typer.Option(help="auto, llama.cpp or transformers.")] = None,
+) -> None:
+    """Ask the trained model (and its base) the dataset's questions and yours; write eval.json and a report (after `docpipe train`)."""
+    from docpipe.config import updated
+    from docpipe.layout import Layout
+    from docpipe.stage import EvalInputs
+    from docpipe.ui import console, eval_table
+    from evals import pipeline
+
+    cfg = _config(config, {"eval.run": run, "eval.engine": engine})
+    judge_llm = updated(cfg.llm, model=judge, temperature=0) if judge else None  # the rubric at temperature 0
+    layout = Layout(out)
+    report = _run_stage(
+        "evaluate",
+        lambda events: pipeline.run(EvalInputs(layout, questions, gguf, judge_llm), cfg.eval, events=events),
+        resume="finished answers are saved",
+    )
+    console.print(eval_table(report))
+    folder = layout.run(report.run_id)
+    console.print(f"wrote {folder.eval_report}, {folder.eval_questions.name}, {folder.eval_markdown.name} and {folder.eval_html.name}")
+
+
 @app.command()
 def export(
     out: OutOption = Path("docpipe-out"),

@@ -200,7 +200,10 @@ class TrainConfig(BaseModel):
         int, Field(ge=1, le=1000, description="Stop after this many held-out measurements without improvement; the best adapter is kept.")
     ] = 2
     checkpoint_minutes: Annotated[
-        float, Field(ge=0, le=1440, description="Save a resumable checkpoint at least this often (0 = every step).")
+        float,
+        Field(
+            ge=0, le=10**7, description="Save a resumable checkpoint at least this often (0 = every step; a huge value = only at the end)."
+        ),
     ] = 5
     threads: Annotated[int | None, Field(ge=1, le=1024, description="CPU threads; empty = the cores not busy with other work.")] = None
     seed: Annotated[int, Field(ge=0, le=2**32 - 1, description="Seed for LoRA initialisation, shuffling and dropout.")] = 0
@@ -295,6 +298,12 @@ class EvalConfig(BaseModel):
         ),
     ] = "auto"
     threads: Annotated[int | None, Field(ge=1, le=1024, description="CPU threads for generation; empty = the cores not busy.")] = None
+    gguf_type: Annotated[
+        Literal["f16", "q8_0"],
+        Field(
+            description="The GGUF type llama.cpp answers with, for base and tuned alike: q8_0 is what the Modelfile runs and decodes faster on a CPU; f16 is closest to the trained weights."
+        ),
+    ] = "q8_0"
     correct_key_facts: Annotated[
         float,
         Field(

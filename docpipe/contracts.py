@@ -568,6 +568,7 @@ class PairedComparison(BaseModel):
     a: str
     b: str
     measure: str
+    set: Annotated[str | None, Field(description="The question set(s) compared, e.g. 'rephrased' or 'rephrased+unseen'.")] = None
     difference: Estimate
     p_value: Annotated[float | None, Field(description="Wilcoxon signed-rank test (two-sided); None when every difference is zero.")]
     improvements: Annotated[list[str], Field(description="Question ids B answers correctly and A does not.")] = []
@@ -610,5 +611,6 @@ class EvalReport(BaseModel):
     ]
     loss_gap: Annotated[float | None, Field(description="Best held-out loss minus the final training loss of the run.")] = None
     questions: Annotated[dict[str, int], Field(description="Questions per set.")]
+    confidence: Annotated[float, Field(description="Confidence level of every interval.")] = 0.95
     seconds: float
     docpipe_version: str

@@ -264,9 +264,9 @@ class Layout:
         """Evaluation answers by model hash, prompt and settings: an interrupted `eval` repeats no answer."""
         return self.cache / "answers"
 
-    def eval_gguf(self, run_id: str, label: str) -> Path:
-        """A GGUF `docpipe eval` writes to answer with llama.cpp when export has not run (base or tuned, F16)."""
-        return self.cache / "eval_gguf" / f"{run_id}-{label}-f16.gguf"
+    def eval_gguf(self, run_id: str, label: str, quantization: str = "f16") -> Path:
+        """A GGUF `docpipe eval` writes to answer with llama.cpp (base or tuned; F16, and Q8_0 quantised from it)."""
+        return self.cache / "eval_gguf" / f"{run_id}-{label}-{quantization}.gguf"
 
     @property
     def export_cache(self) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from docpipe.contracts import DatasetReport, ExportResult, IngestReport, TrainResult
+from docpipe.contracts import DatasetReport, EvalReport, ExportResult, IngestReport, TrainResult
 from docpipe.layout import Layout
 
 
@@ -54,7 +54,23 @@ def _runs(out: Layout) -> list[str]:
         lines.append(
             f"train: run {r.run_id}: {r.base_model} via {r.backend} on {r.device}, {r.sft.steps} SFT steps{dpo}{held}; adapter: {r.adapter}"
         )
+        lines += _evaluation(run)
     return lines
+
+
+def _evaluation(run) -> list[str]:
+    """The run's latest verdict and its headline: tuned vs base on questions asked in new words."""
+    if not run.eval_report.is_file():
+        return [f"  eval: not evaluated yet (docpipe eval --run {run.id})"]
+    report = EvalReport.model_validate_json(run.eval_report.read_text(encoding="utf-8"))
+    headline = []
+    for label in ("tuned", "base"):
+        scores = report.sets.get(label, {}).get("rephrased")
+        if scores and scores.correct.value is not None:
+            e = scores.correct
+            headline.append(f"{label} {e.value:.0%} ({e.low:.0%}-{e.high:.0%}, n={e.n})")
+    said = f"; rephrased questions answered: {' vs '.join(headline)}" if headline else ""
+    return [f"  eval: verdict {report.verdict}{said}; report: {run.eval_html}"]
 
 
 def _export(out: Layout) -> list[str]:

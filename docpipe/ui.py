@@ -86,7 +86,30 @@ class _TrainBars:
         self._progress.update(self._tasks[event.phase], completed=event.step, total=event.total, stats="  ".join(s for s in stats if s))
 
 
-_BARS = {"ingest": _IngestBar, "generate": _ChunkBar, "train": _TrainBars}
+class _AnswerBars:
+    """Questions answered of all, per model (base, tuned, each GGUF), with ETA."""
+
+    columns = (
+        TextColumn("{task.description}", style="cyan"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} answers"),
+        TimeRemainingColumn(),
+    )
+
+    def __init__(self, progress: Progress):
+        self._progress, self._tasks = progress, {}
+
+    def __call__(self, event: StageEvent) -> None:
+        if not event.phase:  # a step between the models: loading, writing a GGUF, scoring
+            if event.message:
+                self._progress.console.print(f"[dim]{event.message}[/dim]")
+            return
+        if event.phase not in self._tasks:
+            self._tasks[event.phase] = self._progress.add_task(f"answering ({event.phase})", total=event.total)
+        self._progress.update(self._tasks[event.phase], completed=event.step, total=event.total)
+
+
+_BARS = {"ingest": _IngestBar, "generate": _ChunkBar, "train": _TrainBars, "evaluate": _AnswerBars}
 
 
 @contextmanager
@@ -210,3 +233,27 @@ def export_table(result) -> Table:
     for warning in result.warnings:
         table.caption = (table.caption + "\n" if table.caption else "") + f"note: {warning}"
     return table
+
+
+def eval_table(report) -> Table:
+    colours = {"ok": "green", "insufficient-data": "yellow"}
+    colour = colours.get(report.verdict, "red")
+    table = Table(title=f"run {report.run_id}: verdict [{colour}]{report.verdict}[/{colour}] ({report.engine}, {report.seconds:.0f} s)")
+    table.add_column("set")
+    labels = list(report.sets)
+    for label in labels:
+        table.add_column(f"{label}: correct", justify="right")
+    for name in report.questions:
+        cells = [_estimate(report.sets[label].get(name)) for label in labels]
+        table.add_row(f"{name} (n={report.questions[name]})", *cells)
+    for reason in report.reasons:
+        table.caption = (table.caption + "\n" if table.caption else "") + reason
+    return table
+
+
+def _estimate(scores) -> str:
+    if scores is None or scores.correct.value is None:
+        return "n/a"
+    e = scores.correct
+    text = f"{e.value:.0%} ({e.low:.0%}-{e.high:.0%})"
+    return f"[dim]{text} too few[/dim]" if e.too_small else text

@@ -3,10 +3,9 @@ trusted (the parity figures and, once `docpipe eval` has run, the evaluation), a
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from docpipe.contracts import ExportResult, TrainResult
+from docpipe.contracts import EvalReport, ExportResult, TrainResult
 from docpipe.layout import Layout
 
 
@@ -65,11 +64,25 @@ def ollama_commands(result: ExportResult, modelfile: str = "Modelfile") -> list[
     return [f"ollama create {result.name} -f {modelfile}", f"ollama run {result.name}"]
 
 
-def _evaluation(report: Path) -> str:
-    if not report.is_file():
+def _evaluation(path: Path) -> str:
+    """The eval's headline: the verdict, why, and the tuned model against its base on each question set."""
+    if not path.is_file():
         return "Not evaluated yet: `docpipe eval` writes its summary here."
-    summary = json.loads(report.read_text(encoding="utf-8")).get("summary", {})
-    return "\n".join(f"- {key}: {value}" for key, value in summary.items()) or "The evaluation report has no summary."
+    report = EvalReport.model_validate_json(path.read_text(encoding="utf-8"))
+    lines = [f"Verdict: **{report.verdict}** ({report.engine}).", "", *(f"- {line}" for line in report.trust + report.reasons), ""]
+    lines += ["| question set | n | tuned: correct | base: correct |", "|---|---|---|---|"]
+    tuned, base = report.sets.get("tuned", {}), report.sets.get("base", {})
+    for name, n in report.questions.items():
+        if n:
+            lines.append(f"| {name} | {n} | {_share(tuned.get(name))} | {_share(base.get(name))} |")
+    return "\n".join(lines)
+
+
+def _share(scores) -> str:
+    if scores is None or scores.correct.value is None:
+        return "n/a"
+    e = scores.correct
+    return f"{e.value:.0%} ({e.low:.0%}-{e.high:.0%})" + (" (too few)" if e.too_small else "")
 
 
 def _fmt(value: float | None, spec: str = ".3f") -> str:

@@ -67,7 +67,7 @@ def reference(model: Any, tokenizer: Any, conversations: list[list[dict]], *, ru
 
 
 def _normalizer(tokenizer: Any) -> str | None:
-    from export.vocab import tokenizer_spec
+    from docpipe.runtime.gguf_vocab import tokenizer_spec
 
     return ((tokenizer_spec(tokenizer) or {}).get("normalizer") or {}).get("type")
 

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from docpipe import __version__
+from docpipe import __version__, runs
 from docpipe.config import ExportConfig
 from docpipe.contracts import ExportResult, QuantParity, TrainingRecord, TrainResult
-from docpipe.errors import ErrorKind
+from docpipe.errors import DocpipeError, ErrorKind
 from docpipe.events import EventSink, StageEvent, ignore
 from docpipe.layout import DatasetLayout, Layout
 from docpipe.runtime import pretrained
@@ -52,9 +52,11 @@ def is_current(inputs: ExportInputs, cfg: ExportConfig) -> bool:
 
 def run(inputs: ExportInputs, cfg: ExportConfig, *, events: EventSink = ignore) -> ExportResult:
     """Export the run `cfg.run` (default: the latest finished one) into OUT/export/."""
+    from docpipe.runtime import gguf_quantize as quantize
+    from docpipe.runtime import gguf_writer
     from docpipe.runtime.hardware import choose_threads, probe
-    from export import gguf_writer, parity, quantize
-    from export.merge import load_trained, merged_state
+    from docpipe.runtime.merge import load_trained, merged_state
+    from export import parity
     from export.modelfile import render_modelfile
     from export.ollama_template import TemplateError, ollama_template
 
@@ -205,48 +207,17 @@ def run(inputs: ExportInputs, cfg: ExportConfig, *, events: EventSink = ignore) 
 
 def finished_run(layout: Layout, run_id: str | None) -> TrainResult:
     """The training run to export: `run_id`, or the most recently finished one."""
-    out_dir = layout.root
-    if run_id:
-        path = layout.run(run_id).result
-        if not path.is_file():
-            raise ExportError(
-                f"no finished training run {run_id!r} in {layout.runs}; `docpipe status --out {out_dir}` lists them",
-                kind=ErrorKind.missing_input,
-            )
-    else:
-        done = layout.finished_runs()
-        if not done:
-            raise ExportError(
-                f"no finished training run in {out_dir}: run `docpipe train --out {out_dir}` first", kind=ErrorKind.missing_input
-            )
-        path = done[-1].result
     try:
-        trained = TrainResult.model_validate_json(path.read_text(encoding="utf-8"))
-    except ValueError as exc:  # pydantic's ValidationError: a truncated or edited file
-        raise ExportError(
-            f"{path} is damaged ({_first_line(exc)}); delete {path.parent} and run `docpipe train --out {out_dir}` again",
-            kind=ErrorKind.damaged,
-        ) from None
-    # The adapter beside the result, not the path recorded at training time: the output folder may have moved.
-    return trained.model_copy(update={"adapter": str(layout.run(path.parent.name).adapter)})
+        return runs.finished_run(layout, run_id, STAGE)
+    except DocpipeError as exc:
+        raise ExportError(str(exc), kind=exc.kind) from None
 
 
 def _base_folder(trained: TrainResult, layout: Layout) -> Path:
-    """The run's base model folder; a packaged base whose converted copy is gone (a moved or cleaned
-    output folder) is converted again into the cache, and must be the same file as trained on."""
-    base = Path(trained.base_path)
-    if base.is_dir():
-        return base
     try:
-        again = pretrained.resolve(trained.base_model, layout.base_models_cache)
-    except pretrained.BaseModelError as exc:
-        raise ExportError(f"the run's base model folder {base} is gone and cannot be made again: {exc}") from None
-    if again.sha256 != trained.base_sha256:
-        raise ExportError(
-            f"the run's base model folder {base} is gone, and {trained.base_model} is now a different "
-            "model; train again with `docpipe train`"
-        )
-    return again.path
+        return runs.base_folder(trained, layout, STAGE)
+    except DocpipeError as exc:
+        raise ExportError(str(exc), kind=exc.kind) from None
 
 
 def _first_line(exc: Exception) -> str:
@@ -291,25 +262,23 @@ def _training_records(path: Path, limit: int) -> list[TrainingRecord]:
 
 
 def _tokenizer_fields(source: Path | None, base: Path, tokenizer: Any, vocab_size: int) -> list:
-    from export.vocab import gguf_tokenizer, hf_tokenizer
+    from docpipe.runtime.gguf_vocab import tokenizer_fields
 
-    return gguf_tokenizer(source) if source else hf_tokenizer(base, tokenizer, vocab_size)
+    return tokenizer_fields(source, base, tokenizer, vocab_size)
 
 
 def _metadata(name: str, trained: TrainResult, chat_template: str, system: str, provenance: dict) -> list:
     """The chat template, the system prompt `docpipe chat` uses, and provenance under general.*."""
     from gguf import GGUFValueType as T
 
-    from export.chat import SYSTEM_PROMPT
-    from export.vocab import Field
+    from docpipe.runtime.gguf_vocab import Field, chat_fields
 
     fields = [
         Field("general.name", name, T.STRING),
         Field("general.type", "model", T.STRING),
         Field("general.base_model.count", 1, T.UINT32),
         Field("general.base_model.0.name", trained.base_model, T.STRING),
-        Field("tokenizer.chat_template", chat_template, T.STRING),
-        Field(SYSTEM_PROMPT, system, T.STRING),
+        *chat_fields(chat_template, system),
     ]
     if trained.base_license:
         fields.append(Field("general.license", trained.base_license, T.STRING))

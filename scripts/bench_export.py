@@ -88,8 +88,8 @@ def bench_baseline(out: Path, cache: Path, threads: int) -> dict:
     import torch
 
     from docpipe.contracts import TrainResult
-    from export.merge import load_trained
-    from export.quantize import quantize
+    from docpipe.runtime.gguf_quantize import quantize
+    from docpipe.runtime.merge import load_trained
 
     torch.set_num_threads(threads)
     trained = TrainResult.model_validate_json(next(out.glob("runs/*/train_result.json")).read_text())
@@ -154,8 +154,8 @@ def _same_tensors(theirs: Path, ours: Path) -> dict:
 def _parity(out: Path, trained, work: Path, threads: int) -> dict:
     """docpipe's checks on the baseline's files: does what the baseline wrote behave like the trained model?"""
     from docpipe.layout import Layout
+    from docpipe.runtime.merge import load_trained
     from export import parity
-    from export.merge import load_trained
     from export.pipeline import parity_conversations
 
     model, tokenizer = load_trained(Path(trained.base_path), Path(trained.adapter))

@@ -15,6 +15,7 @@ APT_PACKAGES=(
   libreoffice-writer-nogui libreoffice-impress-nogui libreoffice-calc-nogui  # .doc/.ppt, ODP, Apple Pages
   golang-go                                # runs Go's text/template in the Modelfile tests
   build-essential cmake                    # llama-cpp-python builds llama.cpp from source (PyPI has no wheel)
+  chromium                                 # the eval report test renders report.html in headless Chromium
 )
 
 log() { printf '\033[1msetup:\033[0m %s\n' "$*"; }

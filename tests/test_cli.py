@@ -15,7 +15,7 @@ runner = CliRunner()
 def test_help_lists_the_commands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("ingest", "generate", "train", "export", "chat", "doctor", "status"):
+    for command in ("ingest", "generate", "train", "eval", "export", "chat", "doctor", "status"):
         assert command in result.output
 
 
@@ -36,7 +36,7 @@ def test_help_works_with_optional_packages_blocked():
         "for name in ('torch', 'unstructured', 'kreuzberg', 'unsloth', 'mlx', 'llama_cpp', 'mlflow'):\n"
         "    sys.modules[name] = None\n"
         "from typer.testing import CliRunner\nfrom docpipe.cli import app\n"
-        "for args in (['--help'], ['export', '--help'], ['chat', '--help']):\n"
+        "for args in (['--help'], ['eval', '--help'], ['export', '--help'], ['chat', '--help']):\n"
         "    result = CliRunner().invoke(app, args)\n    assert result.exit_code == 0, result.output\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -51,10 +51,16 @@ def _groups(pairs: Sequence[QAPair], chunks: dict[str, Chunk], by_section: bool)
             key = parent[key]
         return key
 
-    for chunk_id in {p.chunk_id for p in pairs}:
+    def union(a: str, b: str) -> None:
+        # The smaller key becomes the root, so a group's id is its smallest member whatever the order of the
+        # unions: set order changes with PYTHONHASHSEED, and the split (hence the dataset and the run id) did too.
+        low, high = sorted((find(a), find(b)))
+        parent[high] = low
+
+    chunk_ids = sorted({p.chunk_id for p in pairs})
+    for chunk_id in chunk_ids:
         chunk = chunks[chunk_id]
         own = f"section:{chunk.doc_id}:{' > '.join(chunk.section)}" if by_section else f"chunk:{chunk.id}"
-        parent[find(f"text:{normalize(chunk.text)}")] = find(own)
-        find(chunk_id)
-        parent[find(chunk_id)] = find(own)
-    return {chunk_id: find(chunk_id) for chunk_id in {p.chunk_id for p in pairs}}
+        union(f"text:{normalize(chunk.text)}", own)
+        union(chunk_id, own)
+    return {chunk_id: find(chunk_id) for chunk_id in chunk_ids}

@@ -1,4 +1,5 @@
-"""`docpipe chat` on the packaged SmolLM2: prompts token for token as transformers makes them, one BOS,
+"""`docpipe chat` and the llama.cpp chat prompts beneath it (docpipe.runtime.llama) on the packaged SmolLM2:
+prompts token for token as transformers makes them, one BOS,
 streamed replies that stop, a conversation that remembers, and one-line errors."""
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def generated(monkeypatch):
 
 @pytest.mark.parametrize("messages", CONVERSATIONS, ids=["user", "system", "multi-turn", "unicode"])
 def test_prompt_tokens_are_the_ones_transformers_trains_on(llm, hf_tokenizer, messages):
-    from export.chat import prompt_tokens
+    from docpipe.runtime.llama import prompt_tokens
 
     expected = hf_tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
     assert prompt_tokens(llm, messages) == list(expected["input_ids"])
@@ -103,7 +104,7 @@ TEMPLATES = [
 
 @pytest.mark.parametrize("template", TEMPLATES)
 def test_templates_render_as_transformers_renders_them(llm, template):
-    from export.chat import ChatFormat
+    from docpipe.runtime.llama import ChatFormat
 
     render_jinja_template = pytest.importorskip("transformers.utils.chat_template_utils").render_jinja_template
 
@@ -118,7 +119,7 @@ def test_templates_render_as_transformers_renders_them(llm, template):
 def test_a_template_can_raise_an_error(llm):
     import jinja2
 
-    from export.chat import ChatFormat
+    from docpipe.runtime.llama import ChatFormat
 
     fmt = dataclasses.replace(ChatFormat.from_gguf(llm), template="{{ raise_exception('no system role') }}")
     with pytest.raises(jinja2.TemplateError, match="no system role"):
@@ -134,7 +135,7 @@ def test_a_template_can_raise_an_error(llm):
     ],
 )
 def test_exactly_one_bos_where_the_model_wants_one(llm, template, add_bos, bos_count):
-    from export.chat import ChatFormat, prompt_tokens
+    from docpipe.runtime.llama import ChatFormat, prompt_tokens
 
     fmt = dataclasses.replace(ChatFormat.from_gguf(llm), template=template, add_bos=add_bos)
     tokens = prompt_tokens(llm, CONVERSATIONS[0], fmt)
@@ -143,7 +144,7 @@ def test_exactly_one_bos_where_the_model_wants_one(llm, template, add_bos, bos_c
 
 
 def test_a_gguf_without_a_chat_template_is_one_clear_line(llm, monkeypatch):
-    from export.chat import CHAT_TEMPLATE, ChatError, ChatFormat
+    from docpipe.runtime.llama import CHAT_TEMPLATE, ChatError, ChatFormat
 
     monkeypatch.delitem(llm.metadata, CHAT_TEMPLATE)
     with pytest.raises(ChatError, match="has no chat template.*docpipe export") as caught:
@@ -152,7 +153,7 @@ def test_a_gguf_without_a_chat_template_is_one_clear_line(llm, monkeypatch):
 
 
 def test_split_characters_are_printed_whole():
-    from export.chat import decode_utf8
+    from docpipe.runtime.llama import decode_utf8
 
     text = "é 日 🚰"
     data = text.encode()
@@ -161,7 +162,7 @@ def test_split_characters_are_printed_whole():
 
 
 def test_a_reply_stops_at_max_tokens(llm, generated):
-    from export.chat import stream_reply
+    from docpipe.runtime.llama import stream_reply
 
     story = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
     text = "".join(stream_reply(llm, story, max_tokens=8, temperature=0, top_p=0.95, repeat_penalty=1.1))
@@ -171,7 +172,7 @@ def test_a_reply_stops_at_max_tokens(llm, generated):
 def test_a_reply_stops_at_the_end_of_its_turn(llm, generated):
     import llama_cpp
 
-    from export.chat import stream_reply
+    from docpipe.runtime.llama import stream_reply
 
     question = [{"role": "user", "content": "What is the capital of France?"}]
     text = "".join(stream_reply(llm, question, max_tokens=200, temperature=0, top_p=0.95, repeat_penalty=1.1))
@@ -181,7 +182,8 @@ def test_a_reply_stops_at_the_end_of_its_turn(llm, generated):
 
 
 def test_the_oldest_exchanges_go_when_the_context_is_full(llm):
-    from export.chat import ChatError, fit_context, prompt_tokens
+    from docpipe.runtime.llama import ChatError, prompt_tokens
+    from export.chat import fit_context
 
     system = {"role": "system", "content": "Be brief."}
     history = []
@@ -209,7 +211,8 @@ def test_one_question_from_the_command_line(gguf, generated):
 def test_a_conversation_remembers_earlier_turns_until_reset(llm, gguf, generated):
     import llama_cpp
 
-    from export.chat import chat, prompt_tokens
+    from docpipe.runtime.llama import prompt_tokens
+    from export.chat import chat
 
     lines = iter(["My name is Ana.", "What is my name?", "/reset", "What is my name?"])
 

@@ -12,9 +12,11 @@ from typer.testing import CliRunner
 from docpipe.cli import app
 from docpipe.config import DocpipeConfig, ExportConfig, TrainConfig
 from docpipe.layout import Layout
+from docpipe.runtime import gguf_quantize as quantize
+from docpipe.runtime import gguf_vocab, gguf_writer
 from docpipe.runtime.hardware import Hardware
 from docpipe.store import sha256_file
-from export import ExportError, gguf_writer, pipeline, quantize, vocab
+from export import ExportError, pipeline
 from tests.export.ollama_modelfile import parse
 from tests.stages import export_run, train_run
 from tests.trainers.tiny_model import build_tiny_model, tiny_dataset
@@ -119,17 +121,17 @@ def test_a_transposed_qk_permutation_fails_the_gate(out, monkeypatch):
 def test_a_wrong_bos_flag_fails_the_gate(out, monkeypatch):
     from gguf import GGUFValueType
 
-    real = vocab.hf_tokenizer
+    real = gguf_vocab.hf_tokenizer
 
     def with_bos(*args):  # the planted bug: BOS added to every prompt, which training never saw
         fields = [f for f in real(*args) if f.key != "tokenizer.ggml.add_bos_token"]
         return [
             *fields,
-            vocab.Field("tokenizer.ggml.add_bos_token", True, GGUFValueType.BOOL),
-            vocab.Field("tokenizer.ggml.bos_token_id", 1, GGUFValueType.UINT32),
+            gguf_vocab.Field("tokenizer.ggml.add_bos_token", True, GGUFValueType.BOOL),
+            gguf_vocab.Field("tokenizer.ggml.bos_token_id", 1, GGUFValueType.UINT32),
         ]
 
-    monkeypatch.setattr(vocab, "hf_tokenizer", with_bos)
+    monkeypatch.setattr(gguf_vocab, "hf_tokenizer", with_bos)
     result = _export(out, quantizations=["f16"], modelfile_quantization="f16")
 
     assert not result.passed and result.parity[0].gate == "fail"

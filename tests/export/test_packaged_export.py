@@ -7,9 +7,9 @@ from gguf import GGUFReader
 
 from docpipe.config import DocpipeConfig, ExportConfig, TrainConfig
 from docpipe.runtime import packaged, pretrained
+from docpipe.runtime.gguf_vocab import source_fields
+from docpipe.runtime.gguf_writer import hyperparameters
 from docpipe.runtime.hardware import Hardware
-from export.gguf_writer import hyperparameters
-from export.vocab import source_fields
 from tests.export.ollama_modelfile import parse
 from tests.stages import export_run, train_run
 from tests.trainers.tiny_model import tiny_dataset

@@ -1,4 +1,5 @@
-"""GGUF key/value fields: reading them from a GGUF, and the tokenizer's `tokenizer.ggml.*` keys.
+"""GGUF key/value fields: reading them from a GGUF, the tokenizer's `tokenizer.ggml.*` keys, and the chat
+template and system prompt docpipe writes beside them (export and evaluation both write GGUFs).
 
 When the base came from a GGUF, its tokenizer keys are copied as they are: a GGUF -> HF -> GGUF
 round trip was seen to turn Gemma's SentencePiece tokenizer into a mislabelled BPE one. A base
@@ -13,13 +14,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from export import ExportError
+from docpipe.errors import DocpipeError
+
+# GGUF keys docpipe reads and writes besides the tokenizer's; the system prompt is docpipe's own key.
+CHAT_TEMPLATE = "tokenizer.chat_template"
+SYSTEM_PROMPT = "docpipe.system_prompt"
 
 # A byte-level BPE's pre-tokenizer regex -> the label llama.cpp's pre-tokenizer table knows it by.
 _SPLIT_LABELS = {
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+": "qwen2",
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+": "llama-bpe",
 }
+
+
+class GGUFError(DocpipeError, RuntimeError):
+    """A model docpipe cannot write as a GGUF (an unknown architecture, tokenizer or layout); one line that says why."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,19 @@ def source_fields(path: Path) -> list[Field]:
     return fields
 
 
+def tokenizer_fields(source: Path | None, folder: Path, tokenizer: Any, vocab_size: int) -> list[Field]:
+    """The `tokenizer.ggml.*` keys: copied from `source` (the GGUF a packaged base came from), else built from the HF folder."""
+    return gguf_tokenizer(source) if source else hf_tokenizer(folder, tokenizer, vocab_size)
+
+
+def chat_fields(chat_template: str, system_prompt: str | None) -> list[Field]:
+    """The training chat template, and the system prompt `docpipe chat` starts with (when there is one)."""
+    from gguf import GGUFValueType as T
+
+    fields = [Field(CHAT_TEMPLATE, chat_template, T.STRING)]
+    return fields + ([Field(SYSTEM_PROMPT, system_prompt, T.STRING)] if system_prompt is not None else [])
+
+
 def gguf_tokenizer(path: Path) -> list[Field]:
     """The tokenizer keys of the GGUF a base was converted from (its chat template excepted: training's wins)."""
     return [f for f in source_fields(path) if f.key.startswith("tokenizer.ggml.")]
@@ -55,17 +77,17 @@ def hf_tokenizer(folder: Path, tokenizer: Any, vocab_size: int) -> list[Field]:
 
     spec = tokenizer_spec(tokenizer)
     if spec is None:
-        raise ExportError(
+        raise GGUFError(
             f"the tokenizer in {folder} is not a fast (tokenizers) one: docpipe exports byte-level BPE "
             "tokenizers from HF folders, and SentencePiece ones only from a base that came as a GGUF"
         )
     model = spec["model"]
     if model.get("type") != "BPE" or model.get("byte_fallback"):
-        raise ExportError(f"the tokenizer in {folder} is not a byte-level BPE: docpipe cannot write its GGUF vocabulary")
+        raise GGUFError(f"the tokenizer in {folder} is not a byte-level BPE: docpipe cannot write its GGUF vocabulary")
     added = {token["id"]: token for token in spec.get("added_tokens", [])}
     by_id = {i: text for text, i in model["vocab"].items()} | {i: t["content"] for i, t in added.items()}
     if max(by_id) >= vocab_size:
-        raise ExportError(f"the tokenizer has ids up to {max(by_id)} but the model only {vocab_size} embeddings")
+        raise GGUFError(f"the tokenizer has ids up to {max(by_id)} but the model only {vocab_size} embeddings")
     tokens, types = [], []
     for i in range(vocab_size):
         if i not in by_id:  # embedding rows the tokenizer never produces (vocabularies padded for speed)
@@ -118,7 +140,7 @@ def _pre_label(pre: dict | None, folder: Path) -> str:
         label = _SPLIT_LABELS.get(steps[0].get("pattern", {}).get("Regex"))
         if label:
             return label
-    raise ExportError(
+    raise GGUFError(
         f"the tokenizer in {folder} splits text in a way llama.cpp has no name for: its GGUF would "
         "tokenise differently from training, so docpipe does not write it"
     )

@@ -1,4 +1,4 @@
-"""K-quants and Q8_0 through llama.cpp's own quantizer, as the installed llama-cpp-python exposes
+"""K-quants and Q8_0 through llama.cpp's own quantizer (export's files, and the eval's Q8_0), as the installed llama-cpp-python exposes
 it: no llama.cpp build or download. gguf-py can only write the simple types in pure Python."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import ctypes
 from pathlib import Path
 
-from export import ExportError
+from docpipe.runtime.gguf_vocab import GGUFError
 
 # docpipe's names -> llama.cpp's file types (llama_ftype)
 QUANTS = {
@@ -25,13 +25,13 @@ def quantize(source: Path, dest: Path, quant: str, threads: int) -> None:
         import llama_cpp
         from llama_cpp._utils import suppress_stdout_stderr
     except ImportError:
-        raise ExportError("quantising needs llama-cpp-python: pip install 'docpipe[local]'") from None
+        raise GGUFError("quantising needs llama-cpp-python: pip install 'docpipe[local]'") from None
     if quant not in QUANTS:
-        raise ExportError(f"unknown quantisation {quant!r}; use f16, bf16, f32 or one of {', '.join(QUANTS)}")
+        raise GGUFError(f"unknown quantisation {quant!r}; use f16, bf16, f32 or one of {', '.join(QUANTS)}")
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, QUANTS[quant])
     params.nthread = threads
     with suppress_stdout_stderr(disable=False):  # llama.cpp logs every tensor to stderr
         status = llama_cpp.llama_model_quantize(str(source).encode(), str(dest).encode(), ctypes.byref(params))
     if status != 0:
-        raise ExportError(f"llama.cpp could not quantise {source.name} to {quant} (status {status})")
+        raise GGUFError(f"llama.cpp could not quantise {source.name} to {quant} (status {status})")

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from export import ExportError
-from export.vocab import Field, source_fields
+from docpipe.runtime.gguf_vocab import Field, GGUFError, source_fields
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ DTYPES = ("f16", "bf16", "f32")
 def architecture(config: Any) -> _Arch:
     arch = ARCHS.get(config.model_type)
     if arch is None:
-        raise ExportError(
+        raise GGUFError(
             f"docpipe cannot write a GGUF for model type {config.model_type!r} (supported: {', '.join(ARCHS)}); train on one of those bases"
         )
     return arch
@@ -59,7 +58,7 @@ def write_gguf(
     import numpy as np
 
     if dtype not in DTYPES:
-        raise ExportError(f"unknown GGUF precision {dtype!r}; use one of {', '.join(DTYPES)}")
+        raise GGUFError(f"unknown GGUF precision {dtype!r}; use one of {', '.join(DTYPES)}")
     arch = architecture(config)
     model_arch = getattr(gguf.MODEL_ARCH, arch.gguf)
     arch_name = gguf.MODEL_ARCH_NAMES[model_arch]
@@ -69,7 +68,7 @@ def write_gguf(
         expected = _source_tensor_names(source)
         if set(tensors) != expected:
             missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
-            raise ExportError(
+            raise GGUFError(
                 f"the GGUF tensors would not match the base's ({len(missing)} missing, e.g. {missing[:2]}; "
                 f"{len(extra)} unexpected, e.g. {extra[:2]}): this architecture's mapping is wrong"
             )
@@ -104,7 +103,7 @@ def _gguf_tensors(state: dict[str, Any], config: Any, arch: _Arch, names: Any):
             continue  # llama.cpp reuses token_embd when the GGUF has no output tensor
         name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if name is None:
-            raise ExportError(f"no GGUF name for tensor {hf_name!r}: docpipe's export does not know this model's layout")
+            raise GGUFError(f"no GGUF name for tensor {hf_name!r}: docpipe's export does not know this model's layout")
         data = tensor.detach().float().cpu().numpy()
         if arch.permute_qk and name.endswith("attn_q.weight"):
             data = rotary_to_gguf(data, heads)
@@ -170,10 +169,10 @@ def _rope(config: Any) -> tuple[float, float | None]:
     full, sliding = params.get("full_attention", params), params.get("sliding_attention")
     for p in (full, sliding or {}):
         if p.get("rope_type", "default") != "default":
-            raise ExportError(f"rope scaling {p['rope_type']!r} is not supported by docpipe's GGUF export yet")
+            raise GGUFError(f"rope scaling {p['rope_type']!r} is not supported by docpipe's GGUF export yet")
     theta = full.get("rope_theta", getattr(config, "rope_theta", None))
     if theta is None:
-        raise ExportError("the model config has no rope_theta: cannot write its GGUF")
+        raise GGUFError("the model config has no rope_theta: cannot write its GGUF")
     return float(theta), (float(sliding["rope_theta"]) if sliding and "rope_theta" in sliding else None)
 
 
