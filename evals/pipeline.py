@@ -17,7 +17,7 @@ from pathlib import Path
 from docpipe import __version__, runs
 from docpipe.config import EvalConfig
 from docpipe.contracts import Document, EvalQuestion, EvalRecord, EvalReport, ExportResult, PairedComparison, TrainingRecord, TrainResult
-from docpipe.errors import DocpipeError, ErrorKind
+from docpipe.errors import ErrorKind
 from docpipe.events import EventSink, StageEvent, ignore
 from docpipe.layout import Layout
 from docpipe.runtime.chat_format import SYSTEM_PROMPT
@@ -71,10 +71,7 @@ def run(inputs: EvalInputs, cfg: EvalConfig, *, events: EventSink = ignore) -> E
 
 
 def _finished_run(layout: Layout, cfg: EvalConfig) -> TrainResult:
-    try:
-        return runs.finished_run(layout, cfg.run, STAGE)
-    except DocpipeError as exc:
-        raise EvalError(str(exc), kind=exc.kind) from None
+    return runs.finished_run(layout, cfg.run, EvalError)
 
 
 def _stamp(trained: TrainResult) -> str:
@@ -100,7 +97,7 @@ def _answerers(trained: TrainResult, layout: Layout, cfg: EvalConfig, inputs: Ev
             "eval.engine llama.cpp needs llama-cpp-python: pip install 'docpipe[local]', or use --engine transformers",
             kind=ErrorKind.backend_unavailable,
         )
-    base = _base_folder(trained, layout)
+    base = runs.base_folder(trained, layout, EvalError)
     adapter = Path(trained.adapter)
     threads = _threads(cfg)
     if engine == "transformers":
@@ -125,6 +122,8 @@ def _answerers(trained: TrainResult, layout: Layout, cfg: EvalConfig, inputs: Ev
         loaders = {"base": gguf("base", False), "tuned": gguf("tuned", True)}
     if installed("llama_cpp"):
         for label, path in _gguf_files(trained, layout, inputs).items():
+            if engine == "llama.cpp" and label == f"tuned-{cfg.gguf_type}":
+                continue  # the same weights as "tuned" itself: asking it again would only repeat its answers
             loaders[label] = lambda path=path: answering.LlamaCppAnswerer(path, threads=threads)
     return (f"llama.cpp on {cfg.gguf_type.upper()} GGUFs" if engine == "llama.cpp" else "transformers (base + adapter, float32)"), loaders
 
@@ -177,13 +176,6 @@ def _gguf_files(trained: TrainResult, layout: Layout, inputs: EvalInputs) -> dic
             raise EvalError(f"no GGUF file at {inputs.gguf}", kind=ErrorKind.missing_input)
         files["gguf"] = Path(inputs.gguf)
     return files
-
-
-def _base_folder(trained: TrainResult, layout: Layout) -> Path:
-    try:
-        return runs.base_folder(trained, layout, STAGE)
-    except DocpipeError as exc:
-        raise EvalError(str(exc), kind=exc.kind) from None
 
 
 def _torch_threads(cfg: EvalConfig) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from docpipe import __version__, runs
 from docpipe.config import ExportConfig
 from docpipe.contracts import ExportResult, QuantParity, TrainingRecord, TrainResult
-from docpipe.errors import DocpipeError, ErrorKind
+from docpipe.errors import ErrorKind
 from docpipe.events import EventSink, StageEvent, ignore
 from docpipe.layout import DatasetLayout, Layout
 from docpipe.runtime import pretrained
@@ -73,7 +73,7 @@ def run(inputs: ExportInputs, cfg: ExportConfig, *, events: EventSink = ignore) 
     _check_quantizations(opts)
     folder.root.mkdir(parents=True, exist_ok=True)
     threads = choose_threads(opts.threads, probe())
-    base = _base_folder(trained, layout)
+    base = runs.base_folder(trained, layout, ExportError)
 
     step("loading the trained model")
     tick = time.monotonic()
@@ -207,17 +207,7 @@ def run(inputs: ExportInputs, cfg: ExportConfig, *, events: EventSink = ignore) 
 
 def finished_run(layout: Layout, run_id: str | None) -> TrainResult:
     """The training run to export: `run_id`, or the most recently finished one."""
-    try:
-        return runs.finished_run(layout, run_id, STAGE)
-    except DocpipeError as exc:
-        raise ExportError(str(exc), kind=exc.kind) from None
-
-
-def _base_folder(trained: TrainResult, layout: Layout) -> Path:
-    try:
-        return runs.base_folder(trained, layout, STAGE)
-    except DocpipeError as exc:
-        raise ExportError(str(exc), kind=exc.kind) from None
+    return runs.finished_run(layout, run_id, ExportError)
 
 
 def _first_line(exc: Exception) -> str:

@@ -4,10 +4,15 @@ the GGUF writer. Export and evaluation both load it this way."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 from docpipe.runtime import offline
+
+# peft calls transformers' deprecated is_gradient_checkpointing when it wraps a model; harmless until transformers 6,
+# and not the user's to act on (it was printed under `docpipe export` and `docpipe eval`).
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 
 def load_trained(base: Path, adapter: Path | None) -> tuple[Any, Any]:

@@ -110,3 +110,12 @@ def test_user_question_files_say_what_is_wrong(tmp_path):
 def test_eval_before_training_says_what_to_run(tmp_path):
     with pytest.raises(EvalError, match="docpipe train"):
         pipeline.run(EvalInputs(Layout(tmp_path)), EvalConfig())
+
+
+def test_the_eval_command_before_training_is_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from docpipe.cli import app
+
+    result = CliRunner().invoke(app, ["eval", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "run `docpipe train --out" in result.output and result.output.count("\n") == 1
