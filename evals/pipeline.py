@@ -101,7 +101,9 @@ def _answerers(trained: TrainResult, layout: Layout, cfg: EvalConfig, inputs: Ev
     adapter = Path(trained.adapter)
     threads = _threads(cfg)
     if engine == "transformers":
-        _torch_threads(cfg)
+        import torch
+
+        torch.set_num_threads(threads)
         loaders = {
             "base": lambda: answering.TransformersAnswerer(base, None),
             "tuned": lambda: answering.TransformersAnswerer(base, adapter),
@@ -176,12 +178,6 @@ def _gguf_files(trained: TrainResult, layout: Layout, inputs: EvalInputs) -> dic
             raise EvalError(f"no GGUF file at {inputs.gguf}", kind=ErrorKind.missing_input)
         files["gguf"] = Path(inputs.gguf)
     return files
-
-
-def _torch_threads(cfg: EvalConfig) -> None:
-    import torch
-
-    torch.set_num_threads(_threads(cfg))
 
 
 def _answer(label: str, load, questions: list[EvalQuestion], system: str, cfg: EvalConfig, layout: Layout, events: EventSink) -> list[str]:

@@ -31,9 +31,12 @@ def split_pairs(
     random.Random(seed).shuffle(order)
     held_out: set[str] = set()
     held = 0
+    target = eval_fraction * len(pairs)
     for group in order[:-1]:  # the last group always stays in train
-        if held >= eval_fraction * len(pairs):
+        if held >= target:
             break
+        if held + sizes[group] > 1.5 * target:
+            continue  # one big section would hold out far more than asked (37% of the corpus instead of 15%)
         held_out.add(group)
         held += sizes[group]
     train = [p for p in pairs if group_of[p.chunk_id] not in held_out]

@@ -119,3 +119,24 @@ def test_the_eval_command_before_training_is_one_line(tmp_path):
 
     result = CliRunner().invoke(app, ["eval", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "run `docpipe train --out" in result.output and result.output.count("\n") == 1
+
+
+def test_the_judge_scores_every_answer_through_the_gateway_and_falls_back_on_junk(trained, monkeypatch):
+    from docpipe import llm
+    from docpipe.config import LLMConfig
+    from tests.agents.fake_llm import FakeLLM
+
+    def reply(messages, schema, n):
+        prompt = messages[1].content  # the first user message: later ones feed a bad reply back
+        assert "Reference answer:" in prompt and "Answer to grade:" in prompt
+        return "I think it is fine." if "pump" in prompt.lower() else '{"score": 4, "reason": "close"}'  # junk: the heuristic tier
+
+    fake = FakeLLM(reply, supports_schema=False)
+    monkeypatch.setattr(llm, "open_llm", lambda cfg, cache_dir: fake)
+    report = pipeline.run(
+        EvalInputs(Layout(trained), judge=LLMConfig(model="fake", temperature=0)),
+        EvalConfig(threads=1, max_answer_tokens=16, bootstrap_samples=200, engine="transformers"),
+    )
+    records = read_records(Layout(trained).run(report.run_id).eval_questions, EvalRecord)
+    scores = [a.judge for r in records for a in r.answers.values()]
+    assert fake.requests and all(s is not None and 1 <= s <= 5 for s in scores) and 4 in scores

@@ -124,3 +124,14 @@ def test_the_split_is_the_same_in_every_process():
         for seed in ("1", "2", "3", "4")
     }
     assert len(held) == 1 and held.pop().strip() != "[]"
+
+
+def test_one_big_section_is_not_held_out_whole():
+    # Regression: a section holding 37% of the pairs was held out whole when the target was 15%.
+    big = chunk("big", "manual", ["Everything"])
+    small = [chunk(f"s{i}", f"note{i}", ["Note"]) for i in range(20)]
+    chunks = {c.id: c for c in [big, *small]}
+    pairs = [pair(i, big) for i in range(60)] + [pair(100 + i, c) for i, c in enumerate(small) for _ in range(2)]
+    for seed in range(10):
+        _, held = split_pairs(pairs, chunks, eval_fraction=0.15, seed=seed)
+        assert held and len(held) <= 1.5 * 0.15 * len(pairs), seed
