@@ -3,7 +3,7 @@ report.html out.
 
 The base model and the tuned run answer the same questions (seen, rephrased, unseen, out-of-corpus, the
 user's), greedily, with the training chat template and system prompt: through llama.cpp on GGUFs written on
-the fly (Q8_0 by default: fast on CPU), or transformers (base + adapter). Exported GGUFs of the run are asked too. Every answer is
+the fly (F16 by default: the trained model's answers, fast on CPU), or transformers (base + adapter). Exported GGUFs of the run are asked too. Every answer is
 scored, every set summarised with intervals, tuned compared with base per question (paired), and a verdict given
 from documented thresholds. Answers are cached by model, prompt and settings: an interrupted eval repeats none.
 """

@@ -186,7 +186,7 @@ def main() -> None:
             from docpipe.runtime.gguf_quantize import quantize
 
             quantize(gguf, q8, "q8_0", threads)
-        print("llama.cpp (Q8_0, eval.gguf_type's default) ...", flush=True)
+        print("llama.cpp (Q8_0, eval.gguf_type: q8_0) ...", flush=True)
         q8_figures, q8_answers = bench_llama_cpp(q8, questions, system, args.max_tokens, threads)
         print("transformers ...", flush=True)
         reference, reference_answers = bench_transformers(
@@ -211,8 +211,8 @@ def main() -> None:
             "speedup_q8_0": round(reference["seconds"] / q8_figures["seconds"], 2) if q8_figures["seconds"] else None,
             "answers": compare(questions, fast_answers, reference_answers),
             "answers_q8_0": compare(questions, q8_answers, reference_answers),
-            "goal": f"100 questions in < {GOAL_S:.0f} s through llama.cpp (Q8_0, what docpipe eval uses by default)",
-            "meets_goal": q8_figures["seconds_per_100_questions"] < GOAL_S,
+            "goal": f"100 questions in < {GOAL_S:.0f} s through llama.cpp (F16, what docpipe eval uses by default)",
+            "meets_goal": fast["seconds_per_100_questions"] < GOAL_S,
         }
     out = args.out or ROOT / "bench-results" / ("eval-quick.json" if args.quick else "eval.json")
     out.parent.mkdir(parents=True, exist_ok=True)
