@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from docpipe.errors import DocpipeError
+from docpipe.store import first_problem
 
 M = TypeVar("M", bound=BaseModel)
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
@@ -377,7 +378,7 @@ def updated(cfg: M, **changes: Any) -> M:
     try:
         return type(cfg).model_validate({**cfg.model_dump(), **changes})
     except ValidationError as exc:
-        raise ConfigError(f"invalid change to {type(cfg).__name__}: {_first_error(exc)}") from None
+        raise ConfigError(f"invalid change to {type(cfg).__name__}: {first_problem(exc)}") from None
 
 
 class ConfigError(DocpipeError, ValueError):
@@ -418,9 +419,4 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     try:
         return DocpipeConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {_first_error(exc)} ({exc.error_count()} problem(s) in all)") from None
-
-
-def _first_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+        raise ConfigError(f"{path}: {first_problem(exc)} ({exc.error_count()} problem(s) in all)") from None

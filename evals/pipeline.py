@@ -20,7 +20,7 @@ from docpipe.contracts import Document, EvalQuestion, EvalRecord, EvalReport, Ex
 from docpipe.errors import ErrorKind
 from docpipe.events import EventSink, StageEvent, ignore
 from docpipe.layout import Layout
-from docpipe.runtime.chat_format import SYSTEM_PROMPT
+from docpipe.runtime.chat_format import trained_system_prompt
 from docpipe.runtime.hardware import installed
 from docpipe.stage import EvalInputs, matches_fingerprint, record_fingerprint
 from docpipe.store import JsonCache, RecordError, atomic_write_text, read_records, sha256_file, stable_hash, write_json, write_jsonl
@@ -79,12 +79,11 @@ def _stamp(trained: TrainResult) -> str:
 
 
 def _system_prompt(layout: Layout) -> str:
-    """The system message training used (the first training record's), so answers are asked as trained."""
+    """The system message training used, so answers are asked as trained (a missing or damaged file: the default)."""
     try:
-        first = read_records(layout.dataset.train, TrainingRecord, limit=1)
+        return trained_system_prompt(read_records(layout.dataset.train, TrainingRecord, limit=1))
     except (OSError, RecordError):
-        return SYSTEM_PROMPT
-    return (first[0].messages[0].content if first[0].messages[0].role == "system" else "") if first else SYSTEM_PROMPT
+        return trained_system_prompt([])
 
 
 def _answerers(trained: TrainResult, layout: Layout, cfg: EvalConfig, inputs: EvalInputs, system: str, events: EventSink):

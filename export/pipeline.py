@@ -224,12 +224,9 @@ def model_name(name: str | None, out_dir: Path) -> str:
 
 def training_system_prompt(dataset: DatasetLayout) -> str:
     """The system message the model was trained with (the first training record's)."""
-    from docpipe.runtime.chat_format import SYSTEM_PROMPT
+    from docpipe.runtime.chat_format import trained_system_prompt
 
-    for record in _training_records(dataset.train, 1):
-        first = record.messages[0]
-        return first.content if first.role == "system" else ""
-    return SYSTEM_PROMPT
+    return trained_system_prompt(_training_records(dataset.train, 1))
 
 
 def parity_conversations(dataset: DatasetLayout, count: int) -> list[list[dict]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from docpipe.contracts import Citation
+from docpipe.contracts import Citation, TrainingRecord
 
 SYSTEM_PROMPT = (
     "You answer questions about the user's documents. Answer only from those documents, briefly, "
@@ -45,3 +45,12 @@ def to_messages(question: str, assistant: str) -> list[dict[str, str]]:
         {"role": "user", "content": question},
         {"role": "assistant", "content": assistant},
     ]
+
+
+def trained_system_prompt(first: list[TrainingRecord]) -> str:
+    """The system message a model was trained with, from the dataset's first training record ("" when it had none);
+    the default prompt when there is no record. Evaluation and export ask and write with it."""
+    if not first:
+        return SYSTEM_PROMPT
+    opening = first[0].messages[0]
+    return opening.content if opening.role == "system" else ""
