@@ -100,10 +100,15 @@ class GenerateConfig(BaseModel):
 
     chunk_tokens: Annotated[int, Field(ge=32, le=8192, description="Most tokens in one chunk; chunks never cross a heading.")] = 384
     pairs_per_fact: Annotated[
-        float, Field(gt=0, le=20, description="Pairs asked for per information unit (sentence, list item, table row) of a chunk.")
-    ] = 0.5
+        float,
+        Field(
+            gt=0,
+            le=20,
+            description="Pairs asked for per information unit (sentence, list item, table row) of a chunk: 1 = every fact asked about.",
+        ),
+    ] = 1.0
     min_pairs_per_chunk: Annotated[int, Field(ge=1, le=64, description="Fewest pairs asked for from a chunk with any content.")] = 1
-    max_pairs_per_chunk: Annotated[int, Field(ge=1, le=64, description="Most pairs asked for from one chunk.")] = 6
+    max_pairs_per_chunk: Annotated[int, Field(ge=1, le=64, description="Most pairs asked for from one chunk.")] = 10
     min_support: Annotated[float, Field(ge=0, le=1, description="Share of the answer's content words that must appear in its quote.")] = 0.6
     min_question_chars: Annotated[int, Field(ge=1, le=10000, description="Shorter questions are rejected.")] = 12
     max_question_chars: Annotated[int, Field(ge=1, le=10000, description="Longer questions are rejected.")] = 300
@@ -114,24 +119,49 @@ class GenerateConfig(BaseModel):
         Field(gt=0, le=1, description="Jaccard similarity above which two questions (or two question+answer texts) are near-duplicates."),
     ] = 0.8
     model_trial_chunks: Annotated[
-        int, Field(ge=1, le=100000, description="Chunks the model writes for before its acceptance rate is judged.")
-    ] = 16
-    min_model_acceptance: Annotated[
+        int, Field(ge=1, le=100000, description="Chunks the model writes for before it is compared with the extractive generator.")
+    ] = 4
+    model_trial_margin: Annotated[
         float,
         Field(
             ge=0,
             le=1,
-            description="If fewer of the model's pairs than this share pass the checks in the trial, the other chunks go to the extractive generator without asking the model.",
+            description="The model writes the other chunks only when the share of its trial pairs that pass the checks is at most this far below the extractive generator's on the same chunks; else the extractive generator writes them.",
         ),
-    ] = 0.1
+    ] = 0.15
     judge: Annotated[
         bool,
         Field(description="Also ask the LLM whether each answer follows from its quote (the judge sees only the quote and the answer)."),
     ] = False
-    eval_fraction: Annotated[float, Field(gt=0, lt=1, description="Share of document sections held out for evaluation.")] = 0.15
+    holdout: Annotated[
+        Literal["questions", "sections"],
+        Field(
+            description="What evaluation holds out: 'questions' (every chunk is trained on; held out are one wording of each fact and, for a sample of chunks, one fact never asked) or 'sections' (whole sections never trained on: a diagnostic only)."
+        ),
+    ] = "questions"
+    eval_fraction: Annotated[
+        float,
+        Field(
+            gt=0,
+            lt=1,
+            description="holdout 'questions': share of the facts never asked in training (the unseen-question set; one per chunk at most, at least 10 when the corpus has them); 'sections': share of pairs in held-out sections.",
+        ),
+    ] = 0.15
+    phrasings_per_fact: Annotated[
+        int, Field(ge=1, le=16, description="Question wordings trained per fact (one more is held out as the rephrased question).")
+    ] = 3
+    rehearsal: Annotated[bool, Field(description="Also train on each chunk's own text, prompted by its document and section.")] = True
+    refusal_share: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=1,
+            description="Out-of-corpus questions answered 'The documents do not say.' added to training, as a share of the Q&A examples (from a bank kept apart from the evaluation's).",
+        ),
+    ] = 0.1
     paraphrase_probes: Annotated[
-        int, Field(ge=0, le=100000, description="Paraphrased train questions written to probe memorised phrasing.")
-    ] = 50
+        int, Field(ge=0, le=100000, description="Most rephrased questions (held-out wordings of trained facts) written for evaluation.")
+    ] = 1000
     abstention_probes: Annotated[
         int, Field(ge=0, le=100000, description="Out-of-corpus questions whose expected answer is an abstention.")
     ] = 30
@@ -164,9 +194,27 @@ class TrainConfig(BaseModel):
     epochs: Annotated[
         float | None,
         Field(
-            gt=0, le=100, description="Passes over the training pairs; empty = chosen from the dataset size (2 to 5: more for fewer pairs)."
+            gt=0,
+            le=100,
+            description="Passes over the training examples; empty = enough for `target_exposures` per fact, within `time_budget_minutes`.",
         ),
     ] = None
+    target_exposures: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=1000,
+            description="When epochs are not given: times each fact is to be seen in training, all its wordings counted (wordings x epochs).",
+        ),
+    ] = 12
+    time_budget_minutes: Annotated[
+        float | None,
+        Field(
+            gt=0,
+            le=10**6,
+            description="When epochs are not given: the most training time the epochs are chosen for, at the backend's measured tokens/s; empty = no limit.",
+        ),
+    ] = 20
     max_steps: Annotated[
         int | None, Field(ge=1, le=10000000, description="Stop after this many optimiser steps (overrides epochs); for smoke runs.")
     ] = None

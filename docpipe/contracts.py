@@ -172,8 +172,21 @@ def _ends_with(messages: list[Message], role: str, what: str) -> None:
         raise ValueError(f"{what} must end with the {role}'s message, not the {messages[-1].role}'s")
 
 
+RecordKind = Literal["qa", "rehearsal", "refusal"]
+
+
 class TrainingRecord(QAPair):
-    """One line of dataset/train.jsonl or eval.jsonl: the accepted pair and the chat example trained on."""
+    """One line of dataset/train.jsonl or eval.jsonl: the accepted pair and the chat example trained on.
+
+    Besides question/answer pairs (`qa`), train.jsonl holds the chunks' own text (`rehearsal`: the
+    model reads the source, not only questions about it) and out-of-corpus questions answered with the
+    abstention (`refusal`: the model learns to say when the documents do not say)."""
+
+    kind: Annotated[RecordKind, Field(description="qa | rehearsal (a chunk's text) | refusal (an out-of-corpus question).")] = "qa"
+    fact_id: Annotated[
+        str | None,
+        Field(description="qa: the fact asked about (chunk and quote), shared by every wording of it; its exposures are counted by it."),
+    ] = None
 
     messages: Annotated[list[Message], Field(min_length=2, description="System prompt, question, and the answer with its source line.")]
 
@@ -331,6 +344,12 @@ class DatasetReport(BaseModel):
     rejections: dict[str, int] = Field(description="Rejected candidates per reason.")
     tiers: dict[str, dict[str, int]] = Field(description="Per agent tier: candidates and accepted pairs.")
     splits: dict[str, int] = Field(description="Records per output file.")
+    holdout: str = Field(default="questions", description="What evaluation holds out: questions (every chunk trained on) or sections.")
+    facts: int = Field(default=0, description="Distinct facts (chunk and quote) among the accepted pairs.")
+    train_kinds: dict[str, int] = Field(default={}, description="Training records per kind: qa wordings, rehearsal, refusal.")
+    leaks: dict[str, int] = Field(
+        default={}, description="Held-out questions dropped as near-duplicates of training ones, per held-out set."
+    )
     llm: GenerationInfo = Field(description="Generating model, the QA agent's counts and the gateway's usage per purpose.")
     seconds: float
 
@@ -376,6 +395,8 @@ class TrainSettings(BaseModel):
     backend: Annotated[str, Field(description="hf | unsloth | mlx: the backend that trained (not 'auto').")]
     device: Annotated[str, Field(description="cpu | cuda | mps | metal: where it trained (not 'auto').")]
     epochs: Annotated[float, Field(gt=0, description="Passes over the training pairs (chosen from the dataset size when none was given).")]
+    target_exposures: Annotated[int, Field(ge=1, description="Times each fact was to be seen, when the epochs were chosen.")] = 12
+    time_budget_minutes: Annotated[float | None, Field(gt=0, description="Training time the epochs were chosen for; null = none.")] = None
     max_steps: Annotated[int | None, Field(ge=1, description="Most optimiser steps (overriding epochs); null = none set.")] = None
     batch_size: Annotated[int, Field(ge=1, description="Pairs per optimiser step.")]
     learning_rate: Annotated[float, Field(gt=0, description="Peak learning rate of the LoRA weights.")]
@@ -400,6 +421,23 @@ class TrainSettings(BaseModel):
     base_path: Annotated[str, Field(description="Folder the base weights were loaded from.")]
     base_sha256: Annotated[str | None, Field(description="Hash of the file the base came from, when it came from one.")] = None
     dequantised_from: Annotated[str | None, Field(description="Quantisation of the GGUF the base was dequantised from, if it was.")] = None
+
+
+class Exposures(BaseModel):
+    """How often the run showed the model each fact (runs/<id>/exposures.json holds the count per fact)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: Annotated[float, Field(ge=0, description="Passes over the training examples completed (the kept adapter's).")]
+    epochs_reason: Annotated[str, Field(description="Why this many epochs: given, the exposure target, or the time budget.")]
+    facts: Annotated[int, Field(ge=0, description="Facts with Q&A examples in training.")]
+    wordings_per_fact: Annotated[float, Field(ge=0, description="Mean question wordings per fact in train.jsonl.")]
+    min: Annotated[float, Field(ge=0, description="Fewest times a fact was seen (wordings x epochs).")]
+    median: Annotated[float, Field(ge=0)]
+    max: Annotated[float, Field(ge=0)]
+    rehearsals: Annotated[int, Field(ge=0, description="Chunk texts trained on (each seen once per epoch).")] = 0
+    refusals: Annotated[int, Field(ge=0, description="Out-of-corpus questions trained to be declined.")] = 0
+    estimated_tokens_per_epoch: Annotated[int, Field(ge=0, description="What the epochs were planned with (characters / 4).")] = 0
 
 
 class TrainResult(BaseModel):
@@ -429,6 +467,7 @@ class TrainResult(BaseModel):
     wall_s: Annotated[float, Field(ge=0, description="Wall time of this process's training.")]
     peak_memory_mb: Annotated[float, Field(ge=0)]
     config: Annotated[TrainSettings, Field(description="The effective training settings, epochs and threads resolved.")]
+    exposures: Annotated[Exposures | None, Field(description="How often each fact was seen (datasets with fact ids).")] = None
     docpipe_version: str
 
 

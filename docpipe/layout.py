@@ -109,6 +109,11 @@ class RunLayout:
         return self.root / "adapter"
 
     @property
+    def exposures(self) -> Path:
+        """Fact id -> times the run showed it to the model (wordings x epochs)."""
+        return self.root / "exposures.json"
+
+    @property
     def eval_report(self) -> Path:
         return self.root / "eval.json"
 

@@ -98,8 +98,9 @@ def answer_key(answerer: Answerer, prompt: list[Message], max_tokens: int) -> st
 
 
 class TransformersAnswerer:
-    """The reference: the base (with its adapter, unmerged, as trained) in float32 on the CPU, prompts from
-    `apply_chat_template`, greedy `generate` in left-padded batches. Torch's threads are the caller's to set.
+    """The reference: the base (with its adapter, unmerged, as trained) in float32, on a CUDA GPU when there is
+    one, else on the CPU; prompts from `apply_chat_template`, greedy `generate` in left-padded batches. Torch's
+    threads are the caller's to set.
 
     Batch 8 was the fastest of 1/4/8 on SmolLM2-135M on 2 cores (scripts/bench_eval.py).
     """
@@ -113,6 +114,10 @@ class TransformersAnswerer:
             self.model, self.tokenizer = load_trained(Path(base), Path(adapter) if adapter else None)
         except Exception as exc:  # noqa: BLE001 - safetensors, peft and transformers each raise their own kinds
             raise EvalError(f"cannot load the model to evaluate ({_first_line(exc)}): base {base}, adapter {adapter}") from exc
+        import torch
+
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model.to(self.device)
         self.model_hash = model_hash or _files_hash(base, adapter)
         self.stop_ids = _stop_ids(self.tokenizer, self.model.generation_config)
         pad = self.tokenizer.pad_token_id
@@ -126,8 +131,8 @@ class TransformersAnswerer:
         ids = [self._prompt_ids(prompt) for prompt in prompts]
         width = max(len(row) for row in ids)
         pad = self.pad_id if self.pad_id is not None else 0
-        inputs = torch.tensor([[pad] * (width - len(row)) + row for row in ids])
-        mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in ids])
+        inputs = torch.tensor([[pad] * (width - len(row)) + row for row in ids], device=self.device)
+        mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in ids], device=self.device)
         config = GenerationConfig(max_new_tokens=max_tokens, do_sample=False, eos_token_id=self.stop_ids or None, pad_token_id=pad)
         with torch.inference_mode():
             out = self.model.generate(input_ids=inputs, attention_mask=mask, generation_config=config)

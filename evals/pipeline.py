@@ -23,7 +23,17 @@ from docpipe.layout import Layout
 from docpipe.runtime.chat_format import trained_system_prompt
 from docpipe.runtime.hardware import installed
 from docpipe.stage import EvalInputs, matches_fingerprint, record_fingerprint
-from docpipe.store import JsonCache, RecordError, atomic_write_text, read_records, sha256_file, stable_hash, write_json, write_jsonl
+from docpipe.store import (
+    JsonCache,
+    RecordError,
+    atomic_write_text,
+    read_records,
+    remove_partials,
+    sha256_file,
+    stable_hash,
+    write_json,
+    write_jsonl,
+)
 from evals import EvalError
 from evals.questions import SETS, question_sets
 
@@ -56,6 +66,7 @@ def run(inputs: EvalInputs, cfg: EvalConfig, *, events: EventSink = ignore) -> E
     started = time.monotonic()
     layout = inputs.layout
     trained = _finished_run(layout, cfg)
+    remove_partials(layout.cache / "eval_gguf")  # a GGUF half-written by a killed evaluation
     sets = question_sets(layout.dataset, cfg, inputs.questions)
     questions = [q for name in SETS for q in sets[name]]
     if not questions:
@@ -90,7 +101,8 @@ def _answerers(trained: TrainResult, layout: Layout, cfg: EvalConfig, inputs: Ev
     """The models asked, by label: base and tuned on the chosen engine, then each exported GGUF of the run and --gguf."""
     from evals import answering
 
-    engine = cfg.engine if cfg.engine != "auto" else ("llama.cpp" if installed("llama_cpp") else "transformers")
+    # auto: llama.cpp on the CPU (about twice transformers' speed there); transformers where a CUDA GPU is, or without llama.cpp
+    engine = cfg.engine if cfg.engine != "auto" else ("llama.cpp" if installed("llama_cpp") and not _cuda() else "transformers")
     if engine == "llama.cpp" and not installed("llama_cpp"):
         raise EvalError(
             "eval.engine llama.cpp needs llama-cpp-python: pip install 'docpipe[local]', or use --engine transformers",
@@ -126,7 +138,20 @@ def _answerers(trained: TrainResult, layout: Layout, cfg: EvalConfig, inputs: Ev
             if engine == "llama.cpp" and label == f"tuned-{cfg.gguf_type}":
                 continue  # the same weights as "tuned" itself: asking it again would only repeat its answers
             loaders[label] = lambda path=path: answering.LlamaCppAnswerer(path, threads=threads)
-    return (f"llama.cpp on {cfg.gguf_type.upper()} GGUFs" if engine == "llama.cpp" else "transformers (base + adapter, float32)"), loaders
+    where = "cuda" if _cuda() else "cpu"
+    return (
+        f"llama.cpp on {cfg.gguf_type.upper()} GGUFs" if engine == "llama.cpp" else f"transformers (base + adapter, float32, {where})"
+    ), loaders
+
+
+def _cuda() -> bool:
+    from docpipe.runtime.hardware import installed
+
+    if not installed("torch"):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _eval_gguf(
@@ -205,8 +230,8 @@ def _score(
 
     events(StageEvent(stage=STAGE, message="scoring the answers"))
     corpus = Corpus.from_documents(read_records(layout.documents, Document)) if layout.documents.is_file() else Corpus({})
-    train = read_records(layout.dataset.train, TrainingRecord)
-    training = TrainingAnswers({r.id: (r.question, r.answer) for r in train}, cfg.regurgitation_ngram)
+    train = read_records(layout.dataset.train, TrainingRecord)  # another question's answer: Q&A only, not a rehearsed passage
+    training = TrainingAnswers({r.id: (r.question, r.answer) for r in train if r.kind == "qa"}, cfg.regurgitation_ngram)
     judge = _judge(inputs, layout)
     records = []
     for i, question in enumerate(questions):

@@ -2,8 +2,8 @@
 (document, page, quote) and the set it came from.
 
 - seen: a fixed sample of training questions, asked as trained;
-- rephrased: training facts asked in words never trained on (dataset/probes_paraphrase.jsonl);
-- unseen: questions never trained on (dataset/eval.jsonl);
+- rephrased: trained facts asked in words never trained on (dataset/probes_paraphrase.jsonl);
+- unseen: facts whose chunk was trained on but whose question never was (dataset/eval.jsonl);
 - out_of_corpus: questions the documents do not answer (dataset/probes_abstain.jsonl);
 - user: the user's own file (`--questions`: JSONL or CSV with question, answer and an optional document).
 """
@@ -29,7 +29,7 @@ _USER_COLUMNS = "question, answer (or reference) and optionally document"
 
 def question_sets(dataset: DatasetLayout, cfg: EvalConfig, user_file: Path | None = None) -> dict[str, list[EvalQuestion]]:
     """Every set's questions, each a seeded sample of at most `cfg.max_questions_per_set` (the same every time)."""
-    train = _read(dataset.train, TrainingRecord)
+    train = [r for r in _read(dataset.train, TrainingRecord) if r.kind == "qa"]  # not the rehearsed passages and refusals
     sets = {
         "seen": [_from_record(r, "seen") for r in _sample(train, cfg.seen_questions, cfg.seed)],
         "rephrased": [_from_probe(p) for p in _read(dataset.probes_paraphrase, Probe)],

@@ -44,7 +44,7 @@ def test_training_records_round_trip_with_the_pair_keys_then_messages(tmp_path):
     write_jsonl(path, records)
     assert read_records(path, TrainingRecord) == records
     line = json.loads(path.read_text(encoding="utf-8").split("\n")[0])
-    assert list(line) == [*QAPair.model_fields, "messages"]
+    assert list(line) == [*QAPair.model_fields, "kind", "fact_id", "messages"]
     assert line["messages"][2] == {"role": "assistant", "content": "40 litres per minute.\n\nSource: guide.pdf, p. 3"}
 
 
@@ -201,7 +201,12 @@ def test_a_train_result_from_the_previous_version_loads_and_writes_back_the_same
     result = TrainResult.model_validate_json(json.dumps(PREVIOUS_TRAIN_RESULT))
     assert isinstance(result.config, TrainSettings) and result.config.max_seq_tokens == 1024 and result.config.device == "cpu"
     written = result.model_dump(mode="json")["config"]
-    assert list(written) == list(PREVIOUS_TRAIN_RESULT["config"]) and written == PREVIOUS_TRAIN_RESULT["config"]
+    # what the previous version wrote comes back unchanged; the settings added since take their defaults
+    assert {k: v for k, v in written.items() if k in PREVIOUS_TRAIN_RESULT["config"]} == PREVIOUS_TRAIN_RESULT["config"]
+    assert {k: written[k] for k in written if k not in PREVIOUS_TRAIN_RESULT["config"]} == {
+        "target_exposures": 12,
+        "time_budget_minutes": None,
+    }
 
 
 def test_train_settings_record_every_train_config_field():

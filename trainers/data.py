@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from docpipe.contracts import Message, PreferencePair, TrainingRecord
@@ -31,12 +32,16 @@ class TrainData:
     eval: list[dict]
     dpo: list[dict]
     sha256: str  # of the files read: a changed dataset is a new run
+    wordings: dict[str, int] = field(default_factory=dict)  # fact id -> its Q&A examples in train
+    kinds: dict[str, int] = field(default_factory=dict)  # training examples per kind (qa, rehearsal, refusal)
+    chars: int = 0  # of every training example's messages: what the epochs are planned with
 
 
 def load(folder: DatasetLayout, out_dir: Path, *, with_dpo: bool) -> TrainData:
     """The SFT train/held-out rows (and the DPO rows when asked) from the dataset folder."""
     digest = hashlib.sha256()
-    train = [_sft_row(r) for r in _read(folder.train, TrainingRecord, out_dir, digest)]
+    records = _read(folder.train, TrainingRecord, out_dir, digest)
+    train = [_sft_row(r) for r in records]
     held_out = [_sft_row(r) for r in _read(folder.eval, TrainingRecord, out_dir, digest)]
     dpo = [_dpo_row(r) for r in _read(folder.dpo, PreferencePair, out_dir, digest)] if with_dpo else []
     if not train:
@@ -47,7 +52,9 @@ def load(folder: DatasetLayout, out_dir: Path, *, with_dpo: bool) -> TrainData:
         raise DatasetError(
             f"{folder.dpo} has no preference pairs: run `docpipe generate` with generate.dpo: true", kind=ErrorKind.empty_dataset
         )
-    return TrainData(train, held_out, dpo, digest.hexdigest())
+    wordings = Counter(r.fact_id for r in records if r.kind == "qa" and r.fact_id)
+    chars = sum(len(m.content) for r in records for m in r.messages)
+    return TrainData(train, held_out, dpo, digest.hexdigest(), dict(wordings), dict(Counter(r.kind for r in records)), chars)
 
 
 def sample(rows: list[dict], limit: int | None, seed: int) -> list[dict]:

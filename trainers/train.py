@@ -26,6 +26,7 @@ from docpipe.stage import TrainInputs
 from docpipe.store import atomic_folder, write_json
 from trainers import data, dispatch
 from trainers.backend import BackendUnavailable, TrainJob
+from trainers.exposures import EpochPlan, exposures, plan_epochs
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +43,12 @@ class TrainError(DocpipeError, RuntimeError):
     stage = STAGE
 
 
-def auto_epochs(pairs: int) -> int:
-    """Passes over the data when the user gave none: 2 for thousands of pairs, up to 5 for a few hundred.
-
-    Early stopping on the held-out loss keeps the extra passes of a small dataset from overfitting.
-    """
-    return min(5, max(2, round(2000 / max(pairs, 1))))
-
-
 def fingerprint(inputs: TrainInputs, cfg: TrainConfig) -> str:
     """The run id these inputs and settings give: the dataset files and base model by hash, and the settings."""
     rows = data.load(inputs.layout.dataset, inputs.layout.root, with_dpo=cfg.dpo)
     base = pretrained.resolve(cfg.base_model, inputs.layout.base_models_cache)
-    return run_id(rows.sha256, base, _resolved(cfg, len(rows.train)))
+    choice = dispatch.choose(cfg.backend, cfg.device, inputs.hardware or hardware.probe())
+    return run_id(rows.sha256, base, _resolved(cfg, plan_epochs(rows, cfg, choice.backend, choice.device)))
 
 
 def is_current(inputs: TrainInputs, cfg: TrainConfig) -> bool:
@@ -75,7 +69,8 @@ def run(inputs: TrainInputs, cfg: TrainConfig, *, events: EventSink = ignore) ->
             f"QLoRA (a 4-bit base) needs the unsloth backend on a CUDA GPU, and this run gets "
             f"{choice.backend} on {choice.device}; drop --qlora"
         )
-    effective = updated(_resolved(opts, len(rows.train)), threads=hardware.choose_threads(opts.threads, hw))
+    epochs = plan_epochs(rows, opts, choice.backend, choice.device)
+    effective = updated(_resolved(opts, epochs), threads=hardware.choose_threads(opts.threads, hw))
     run_dir = layout.run(run_id(rows.sha256, base, effective))
     if run_dir.result.is_file():
         return TrainResult.model_validate_json(run_dir.result.read_text(encoding="utf-8"))
@@ -106,6 +101,10 @@ def run(inputs: TrainInputs, cfg: TrainConfig, *, events: EventSink = ignore) ->
         fallbacks += more
     adapter = run_dir.adapter
     _copy_folder(Path((dpo or sft).adapter), adapter)
+    kept_epochs = sft.epochs * sft.best_step / sft.steps if sft.best_step and sft.steps else sft.epochs  # the kept adapter's
+    seen, per_fact = exposures(rows, epochs, kept_epochs)
+    if per_fact:
+        write_json(run_dir.exposures, per_fact)
     result = TrainResult(
         run_id=run_dir.id,
         backend=used.backend,
@@ -127,15 +126,16 @@ def run(inputs: TrainInputs, cfg: TrainConfig, *, events: EventSink = ignore) ->
         wall_s=round(time.monotonic() - started, 2),
         peak_memory_mb=max(s.peak_memory_mb for s in (sft, dpo) if s),
         config=_config_record(effective, base, used),
+        exposures=seen,
         docpipe_version=__version__,
     )
     write_json(run_dir.result, result)
     return result
 
 
-def _resolved(opts: TrainConfig, pairs: int) -> TrainConfig:
-    """The settings with the epochs chosen from the dataset size when the user gave none."""
-    return updated(opts, epochs=opts.epochs or auto_epochs(pairs))
+def _resolved(opts: TrainConfig, plan: EpochPlan) -> TrainConfig:
+    """The settings with the epochs planned (exposures per fact within the time budget) when the user gave none."""
+    return updated(opts, epochs=plan.epochs)
 
 
 def run_id(dataset_sha256: str, base: pretrained.ResolvedBase, opts: TrainConfig) -> str:
@@ -209,4 +209,4 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
-__all__ = ["BackendUnavailable", "TrainError", "auto_epochs", "run", "run_id"]
+__all__ = ["BackendUnavailable", "TrainError", "run", "run_id"]

@@ -22,17 +22,20 @@ from docpipe.contracts import (
     ManifestPrompt,
     ManifestSource,
     ModelUsage,
+    QAPair,
 )
 from docpipe.layout import DatasetLayout, Layout
 from docpipe.llm.client import LLMClient
 from docpipe.qa.agents import Paraphraser, QAWriter, SupportJudge
 from docpipe.qa.card import render_card
-from docpipe.qa.curate import Curated
+from docpipe.qa.curate import Curated, Source
 from docpipe.qa.dpo import preference_pairs
-from docpipe.qa.extractive import paraphrase
 from docpipe.qa.formats import to_alpaca, to_sharegpt, training_record
-from docpipe.qa.probes import abstention_probes, paraphrase_probes
-from docpipe.qa.splits import split_pairs
+from docpipe.qa.phrasings import Reword
+from docpipe.qa.probes import abstention_probes, rephrased_probes
+from docpipe.qa.refusals import refusal_records
+from docpipe.qa.rehearsal import rehearsal_records
+from docpipe.qa.splits import QuestionSplit, fact_id, split_by_question, split_by_section
 from docpipe.runtime.chat_format import SYSTEM_PROMPT
 from docpipe.runtime.citation import content_words
 from docpipe.store import atomic_write_text, sha256_file, stable_hash, write_json, write_jsonl
@@ -58,20 +61,27 @@ def write_dataset(
     chunks: list[Chunk],
     with_content: list[Chunk],
     curated: Curated,
+    sources: dict[str, Source],
     llm: LLMClient | None,
     llm_info: GenerationInfo,
     started: float,
 ) -> DatasetReport:
     folder = layout.dataset
-    train, evaluation = split_pairs(curated.accepted, {c.id: c for c in chunks}, gen.eval_fraction, gen.seed)
-    train_records, eval_records = [training_record(p) for p in train], [training_record(p) for p in evaluation]
+    parts = _split(curated.accepted, chunks, gen, _rewording(llm) if llm_info.trusted and llm is not None else None)
+    chunk_words = [content_words(c.text) for c in with_content]
+    qa_records = [training_record(pair, fact) for pair, fact in parts.train]
+    rehearsal = rehearsal_records([sources[c.id] for c in with_content]) if gen.rehearsal else []
+    refusals = refusal_records(chunk_words, round(gen.refusal_share * len(qa_records)), gen.seed)
+    train_records = qa_records + rehearsal + refusals
+    eval_records = [training_record(pair, fact) for pair, fact in parts.unseen]
+    trained_pairs = [pair for pair, _ in parts.train]
     records = {
         "train": train_records,
         "eval": eval_records,
         "rejected": [r.record() for r in curated.rejected],
-        "probes_paraphrase": paraphrase_probes(train, _rewording(llm if llm_info.trusted else None), gen.paraphrase_probes, gen.seed),
-        "probes_abstain": abstention_probes([content_words(c.text) for c in with_content], gen.abstention_probes, gen.seed),
-        "dpo": preference_pairs(train, curated.rejected) if gen.dpo else [],
+        "probes_paraphrase": rephrased_probes(parts.rephrased),
+        "probes_abstain": abstention_probes(chunk_words, gen.abstention_probes, gen.seed),
+        "dpo": preference_pairs(trained_pairs, curated.rejected) if gen.dpo else [],
     }
     for name, path in files(folder).items():
         # As plain dicts: the bytes (and so the dataset hash, hence the run id) stay what earlier versions wrote.
@@ -87,13 +97,17 @@ def write_dataset(
         rejections=_reasons(curated),
         tiers=_tiers(curated),
         splits={name: len(rows) for name, rows in records.items()},
+        holdout=gen.holdout,
+        facts=len({fact for _, fact in parts.train + parts.unseen}),
+        train_kinds=dict(Counter(r.kind for r in train_records)),
+        leaks=parts.leaks,
         llm=llm_info,
         seconds=round(time.monotonic() - started, 2),
         **coverage(docs, with_content, curated),
     )
     write_json(folder.report, result)
     write_json(folder.manifest, manifest(folder, gen, llm_cfg, docs, with_content, llm))
-    atomic_write_text(folder.card, render_card(result, train[:3]))
+    atomic_write_text(folder.card, render_card(result, trained_pairs[:3]))
     return result
 
 
@@ -103,9 +117,20 @@ def _usage(llm: LLMClient | None) -> dict[str, ModelUsage]:
     return {purpose: ModelUsage(**row) for purpose, row in counts.items()}
 
 
-def _rewording(llm: LLMClient | None):
-    if llm is None:
-        return paraphrase
+def _split(pairs: list[QAPair], chunks: list[Chunk], gen: GenerateConfig, reword: Reword | None) -> QuestionSplit:
+    """By question (default), or by section as a diagnostic: then the held-out sections' pairs are the unseen set."""
+    if gen.holdout == "questions":
+        return split_by_question(
+            pairs, gen.eval_fraction, gen.phrasings_per_fact, reword, gen.paraphrase_probes, gen.dedup_threshold, gen.seed
+        )
+    train, held_out = split_by_section(pairs, {c.id: c for c in chunks}, gen.eval_fraction, gen.seed)
+    split = split_by_question(train, 0.0, gen.phrasings_per_fact, reword, gen.paraphrase_probes, gen.dedup_threshold, gen.seed)
+    split.unseen = [(pair, fact_id(pair)) for pair in held_out]
+    return split
+
+
+def _rewording(llm: LLMClient) -> Reword:
+    """The model's rewording of a question (None when it fails: the rule rewordings remain)."""
     agent = Paraphraser(llm)
 
     def reword(question: str) -> str | None:

@@ -7,9 +7,9 @@ from docpipe.contracts import QAPair, TrainingRecord
 from docpipe.runtime.chat_format import render_answer, to_messages
 
 
-def training_record(pair: QAPair) -> TrainingRecord:
+def training_record(pair: QAPair, fact_id: str | None = None) -> TrainingRecord:
     """One line of train.jsonl / eval.jsonl: the pair, its citation and its chat-format example."""
-    return TrainingRecord(**dict(pair), messages=to_messages(pair.question, render_answer(pair.answer, pair.citation)))
+    return TrainingRecord(**dict(pair), fact_id=fact_id, messages=to_messages(pair.question, render_answer(pair.answer, pair.citation)))
 
 
 def to_alpaca(record: TrainingRecord) -> dict[str, str]:

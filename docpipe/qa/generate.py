@@ -97,9 +97,11 @@ def generate_candidates(
 ) -> tuple[list[Draft], dict[str, Any]]:
     """Every chunk's candidate drafts (stored per chunk, reused when unchanged) and the agent's tier counts.
 
-    The model first writes for a trial of `model_trial_chunks` chunks. If too few of its pairs
-    pass the checks there, it is not asked again: the other chunks go to the extractive
-    generator at once, instead of paying for replies that would be thrown away.
+    The model first writes for a trial of `model_trial_chunks` chunks, and the extractive
+    generator's pairs for the same chunks are checked too. If a smaller share of the model's pairs
+    passes the checks than of the extractive generator's (less `model_trial_margin`), the model is
+    not asked again: the other chunks go to the extractive generator at once, instead of paying
+    for replies worse than what the rules write for free.
     """
     tasks = [ChunkTask(c, n) for c in chunks if (n := pairs_wanted(c, cfg)) > 0]
     trial, rest = tasks[: cfg.model_trial_chunks], tasks[cfg.model_trial_chunks :]
@@ -108,9 +110,9 @@ def generate_candidates(
     errors: list[str] = []
     _write_pairs(trial, llm, cfg, llm_cfg, sources, store, results, stats, errors, on_chunk)
     if llm is not None and rest:
-        rate = _acceptance(trial, results, sources, cfg)
-        stats["model trial acceptance %"] = round(100 * rate)
-        if rate < cfg.min_model_acceptance:
+        rate, baseline = _acceptance(trial, results, sources, cfg), _extractive_acceptance(trial, sources, cfg)
+        stats["model trial acceptance %"], stats["extractive trial acceptance %"] = round(100 * rate), round(100 * baseline)
+        if rate < baseline - cfg.model_trial_margin:
             stats["model dropped after trial"] = 1
             llm = None
     _write_pairs(rest, llm, cfg, llm_cfg, sources, store, results, stats, errors, on_chunk)
@@ -175,6 +177,13 @@ def _acceptance(tasks: list[ChunkTask], results: dict[str, list[Draft]], sources
     written = [d for task in tasks for d in results.get(task.chunk.id, []) if d.tier != Tier.heuristic.value]
     passed = sum(isinstance(check(d, sources[d.chunk_id], cfg), QAPair) for d in written)
     return passed / len(written) if written else 0.0
+
+
+def _extractive_acceptance(tasks: list[ChunkTask], sources: dict[str, Source], cfg: GenerateConfig) -> float:
+    """Share of the extractive generator's pairs for the same chunks that pass the same checks: the bar a model must clear."""
+    drafts = [Draft.of(d, t.chunk.id, Tier.heuristic.value, "extractive") for t in tasks for d in extractive_pairs(t.chunk, t.pairs)]
+    passed = sum(isinstance(check(d, sources[d.chunk_id], cfg), QAPair) for d in drafts)
+    return passed / len(drafts) if drafts else 0.0
 
 
 async def _run_async(agent: QAWriter, todo: list[tuple[ChunkTask, str]], finish: Callable, concurrency: int) -> None:
@@ -254,7 +263,7 @@ def run(inputs: GenerateInputs, cfg: GenerateConfig, *, events: EventSink = igno
     trusted = not agent_stats.get("model dropped after trial")  # a model that failed the trial does not judge or reword either
     curated = curate(drafts, sources, cfg, judge_with(llm if trusted else None, cfg))
     llm_info = GenerationInfo(model=llm.model if llm else "none (extractive generator)", agent=agent_stats, trusted=trusted)
-    report = write_dataset(layout, cfg, inputs.llm, docs, chunks, with_content, curated, llm, llm_info, started)
+    report = write_dataset(layout, cfg, inputs.llm, docs, chunks, with_content, curated, sources, llm, llm_info, started)
     record_fingerprint(layout, STAGE, fingerprint(inputs, cfg))
     return report
 

@@ -1,11 +1,10 @@
-"""Probe sets for the evaluation: train questions in other words (does the model know the
+"""Probe sets for the evaluation: trained facts asked in held-out words (does the model know the
 fact, or only the phrasing?) and questions the documents do not answer (does it abstain?)."""
 
 from __future__ import annotations
 
 import random
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from docpipe.contracts import Probe, QAPair
 from docpipe.runtime.chat_format import ABSTAIN_ANSWER, render_answer, to_messages
@@ -69,36 +68,19 @@ def abstention_probes(chunk_words: Sequence[set[str]], count: int, seed: int = 0
     ]
 
 
-Reword = Callable[[str], "str | None"]
-
-
-def paraphrase_probes(train: Sequence[QAPair], reword: Reword, count: int, seed: int = 0) -> list[Probe]:
-    """Up to `count` train pairs asked in other words; the expected answer and citation are unchanged."""
-    sample = list(train)
-    random.Random(seed).shuffle(sample)
-    probes: list[Probe] = []
-    for pair in sample:
-        if len(probes) >= count:
-            break
-        question = reword(pair.question)
-        if not question or _word_overlap(question, pair.question) >= 0.7:
-            continue  # no rewording, or too close to the trained phrasing to tell anything
-        probes.append(
-            Probe(
-                id=stable_hash("paraphrase", pair.id, question)[:16],
-                kind="paraphrase",
-                source_id=pair.id,
-                question=question,
-                original_question=pair.question,
-                answer=pair.answer,
-                citation=pair.citation,
-                chunk_id=pair.chunk_id,
-                messages=to_messages(question, render_answer(pair.answer, pair.citation)),
-            )
+def rephrased_probes(rephrased: Sequence[tuple[QAPair, QAPair]]) -> list[Probe]:
+    """The held-out wordings of trained facts, each with the trained pair it rewords."""
+    return [
+        Probe(
+            id=stable_hash("paraphrase", trained.id, held.question)[:16],
+            kind="paraphrase",
+            source_id=trained.id,
+            question=held.question,
+            original_question=trained.question,
+            answer=trained.answer,
+            citation=trained.citation,
+            chunk_id=trained.chunk_id,
+            messages=to_messages(held.question, render_answer(trained.answer, trained.citation)),
         )
-    return probes
-
-
-def _word_overlap(a: str, b: str) -> float:
-    words_a, words_b = set(re.findall(r"\w+", a.lower())), set(re.findall(r"\w+", b.lower()))
-    return len(words_a & words_b) / len(words_a | words_b) if words_a | words_b else 1.0
+        for held, trained in rephrased
+    ]

@@ -67,6 +67,9 @@ def honest_reply(messages, schema, n) -> str:
 def verify_citations(out, records):
     docs = {d["sha256"][:16]: Document.model_validate(d) for d in iter_jsonl(out / "documents.jsonl")}
     for record in records:
+        if record.get("kind") == "refusal":  # an abstention cites nothing
+            assert not record["citation"]["path"] and record["answer"] == "The documents do not say."
+            continue
         c = record["citation"]
         assert docs[c["doc_id"]].text[c["start"] : c["end"]] == c["quote"], record
         assert docs[c["doc_id"]].path == c["path"]
@@ -79,7 +82,8 @@ def test_without_a_model_the_extractive_generator_makes_a_grounded_dataset(tmp_p
     train, evaluation = list(iter_jsonl(dataset / "train.jsonl")), list(iter_jsonl(dataset / "eval.jsonl"))
     assert train and report.documents_covered == report.documents_with_text == 3
     verify_citations(out, train + evaluation)
-    for record in train:
+    assert {r["kind"] for r in train} == {"qa", "rehearsal", "refusal"}
+    for record in (r for r in train if r["kind"] == "qa"):
         assert record["tier"] == "heuristic" and record["producer"] == "extractive"
         assert record["messages"][-1]["content"].endswith(
             f"Source: {record['citation']['path']}" + (f", p. {record['citation']['page']}" if record["citation"]["page"] else "")
@@ -139,7 +143,10 @@ def test_prompt_injection_changes_only_its_own_chunk(tmp_path):
     clean = generate_dataset(_out(tmp_path / "clean", DOCS[:2]), _config(), llm=FakeLLM(honest_reply))
     attacked = generate_dataset(_out(tmp_path / "attacked"), _config(), llm=FakeLLM(obeys_injection))
     records = lambda out: list(iter_jsonl(out / "dataset" / "train.jsonl")) + list(iter_jsonl(out / "dataset" / "eval.jsonl"))
-    unaffected = lambda out: sorted(r["question"] for r in records(out) if not r["citation"]["path"].startswith("lab/"))
+    # the facts (answer and quote) of the other chunks; which are held out and how they are worded may differ with the corpus
+    unaffected = lambda out: sorted(
+        {(r["answer"], r["citation"]["quote"]) for r in records(out) if r["kind"] == "qa" and not r["citation"]["path"].startswith("lab/")}
+    )
     assert unaffected(tmp_path / "clean") == unaffected(tmp_path / "attacked")
     lab = [r for r in records(tmp_path / "attacked") if r["citation"]["path"].startswith("lab/")]
     assert lab  # the chunk still gets pairs, and each passed the citation check

@@ -20,7 +20,7 @@ from docpipe.layout import Layout
 from docpipe.runtime.hardware import Hardware
 from tests.stages import train_run
 from tests.trainers.tiny_model import tiny_dataset
-from trainers import dispatch, train
+from trainers import dispatch
 
 CPU = Hardware(cuda=None, mps=False, apple_silicon=False, cores=2)
 
@@ -63,8 +63,21 @@ def test_the_same_command_reuses_a_finished_run_and_a_changed_setting_is_a_new_r
     assert train_run(out, _cfg(tiny_model, max_steps=3), hardware=CPU).run_id != first.run_id
 
 
-def test_auto_epochs_scale_with_the_dataset():
-    assert [train.auto_epochs(n) for n in (10, 400, 700, 1000, 3000, 100_000)] == [5, 5, 3, 2, 2, 2]
+def test_the_run_records_how_often_it_showed_each_fact(tmp_path, tiny_model):
+    from docpipe.contracts import TrainingRecord
+    from docpipe.store import read_records, write_jsonl
+
+    tiny_dataset(tmp_path / "dataset", pairs=12)
+    records = read_records(tmp_path / "dataset" / "train.jsonl", TrainingRecord)
+    # three facts, four wordings each (the tiny dataset's questions stand in for the wordings)
+    write_jsonl(tmp_path / "dataset" / "train.jsonl", [r.model_copy(update={"fact_id": f"fact{i % 3}"}) for i, r in enumerate(records)])
+    result = train_run(tmp_path, _cfg(tiny_model, target_exposures=8), hardware=CPU)
+    assert result.config.epochs == 2 and result.exposures.epochs_reason.startswith("8 exposures per fact / 4.0 wordings")
+    per_fact = json.loads((tmp_path / "runs" / result.run_id / "exposures.json").read_text())
+    assert set(per_fact) == {"fact0", "fact1", "fact2"}
+    kept = result.sft.epochs * result.sft.best_step / result.sft.steps
+    assert all(n == pytest.approx(4 * kept, abs=0.01) for n in per_fact.values())
+    assert result.exposures.facts == 3 and result.exposures.wordings_per_fact == 4.0
 
 
 def test_kill_9_mid_training_resumes_from_the_last_checkpoint(out, tiny_model, tmp_path):

@@ -233,6 +233,8 @@ def paraphrase(question: str, seed: int = 0) -> str | None:
 
 def _reframings(q: str) -> list[str]:
     """Other question frames for the same request, by the shape of the question."""
+    if m := _ACCORDING_TAIL.match(q):  # reframe the question, keep where it is asked of
+        return [f"{' '.join(body.split())}, {m['tail']}" for body in _reframings(m["q"])]
     for pattern, templates in _FRAMES:
         if m := pattern.match(q):
             groups = {k: v or "" for k, v in m.groupdict().items()}
@@ -303,7 +305,7 @@ _FRAMES: list[tuple[re.Pattern, tuple]] = [
         (r"^What does (?P<x>.+) (?P<v>mean|stand for|refer to)$", ("What is meant by {x}", "What is the meaning of {x}")),
         (r"^What do (?P<x>.+) (?P<v>mean|refer to)$", ("What is meant by {x}", "What is the meaning of {x}")),
         (
-            r"^What (?P<aux>is|are|was|were) (?P<x>.+)$",
+            r"^What (?P<aux>is|are|was|were) (?!(?:said|written|stated|mentioned|meant|known|given|listed|shown)\b)(?P<x>.+)$",
             (
                 "Could you tell me what {x} {aux}",
                 "Do you know what {x} {aux}",
@@ -312,6 +314,9 @@ _FRAMES: list[tuple[re.Pattern, tuple]] = [
         ),
     ]
 ]
+
+
+_ACCORDING_TAIL = re.compile(r"^(?P<q>.+?), (?P<tail>according to .+)$")
 
 
 def _topic(groups: dict) -> str:
