@@ -142,7 +142,10 @@ def train(
     ] = None,
     backend: Annotated[Optional[str], typer.Option(help="auto, hf, unsloth or mlx.")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or mps (hf backend).")] = None,
-    epochs: Annotated[Optional[float], typer.Option(help="Passes over the training pairs (default: from the dataset size).")] = None,
+    epochs: Annotated[
+        Optional[float],
+        typer.Option(help="Passes over the training examples (default: train.target_exposures per fact, in the time budget)."),
+    ] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps (smoke runs).")] = None,
     dpo: Annotated[Optional[bool], typer.Option("--dpo/--no-dpo", help="Also run DPO on dataset/dpo.jsonl after SFT.")] = None,
     qlora: Annotated[Optional[bool], typer.Option("--qlora/--no-qlora", help="4-bit base (unsloth on CUDA).")] = None,
@@ -251,6 +254,86 @@ def export(
     console.print(f"wrote {folder.root} (Modelfile, parity.json, README.md). To run it in Ollama:")
     for line in ollama_commands(result, str(folder.modelfile)):
         console.print(f"  {line}", soft_wrap=True, markup=False)
+
+
+@app.command()
+def build(
+    input_dir: Annotated[Path, typer.Argument(help="Folder of documents to learn (searched recursively).")],
+    out: OutOption = Path("docpipe-out"),
+    config: ConfigOption = None,
+    budget_minutes: Annotated[float, typer.Option(min=1, help="Wall time for the whole build, export included.")] = 30.0,
+    max_steps: Annotated[int, typer.Option(min=1, help="Most training runs, the baseline included.")] = 6,
+    target: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            help="Stop when all are met: verdict=ok, f1=0.4 (questions in new words), citation=0.9 (right document), abstention=0.8; "
+            "repeatable; the ones given replace the default (verdict=ok citation=0.9 abstention=0.8)."
+        ),
+    ] = None,
+    model: Annotated[
+        Optional[str], typer.Option("--model", "-m", help="Who writes the Q&A pairs and, when it is an API model, proposes the moves.")
+    ] = None,
+    base_model: Annotated[
+        Optional[str], typer.Option("--base-model", "-b", help="The model to fine-tune (default: the packaged one).")
+    ] = None,
+    track: Annotated[
+        Optional[str], typer.Option(help="mlflow: log each step as an MLflow run, the best as `champion` (extra `track`).")
+    ] = None,
+    track_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: a file store in OUT/mlruns).")] = None,
+) -> None:
+    """The main job: documents in DIR -> a fine-tuned, evaluated model exported for Ollama, with a journal of every decision."""
+    from docpipe.build import BuildSettings, run_build
+    from docpipe.errors import DocpipeError
+    from docpipe.layout import Layout
+    from docpipe.ui import build_summary, console, progress
+
+    cfg = _config(config, {"llm.model": model, "train.base_model": base_model})
+    try:
+        if track not in (None, "mlflow"):
+            raise ValueError(f"--track {track}: the one tracker is mlflow")
+        settings = BuildSettings(
+            budget_minutes=budget_minutes, max_steps=max_steps, target=_target(target or []), track=track, track_uri=track_uri
+        )
+    except ValueError as exc:
+        _fail(str(exc))
+    layout = Layout(out)
+    try:
+        result = run_build(input_dir, layout, cfg, settings, progress)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]: finished steps are in the journal; run the same command to continue")
+        raise typer.Exit(130) from None
+    except DocpipeError as exc:
+        _fail(exc.one_line())
+    console.print(build_summary(result, layout))
+    if result.export is None or not result.export.passed:
+        _fail(f"no model was exported: {result.loop.stop_reason}" if result.export is None else "the export failed its parity gate", 1)
+
+
+def _target(items: list[str]):
+    from docpipe.build.task import Target
+
+    names = {"verdict": "verdict_ok", "f1": "new_words_f1", "citation": "right_document", "abstention": "abstention"}
+    values: dict = {}
+    for item in items:
+        key, _, value = (part.strip() for part in item.partition("="))
+        try:
+            values[names[key]] = value == "ok" if key == "verdict" else float(value)
+        except (KeyError, ValueError):
+            raise ValueError(f"--target {item!r}: use verdict=ok, f1=0.4, citation=0.9 or abstention=0.8") from None
+    if not values:
+        return Target()
+    return Target(**{"verdict_ok": False, "right_document": None, "abstention": None, **values})
+
+
+@app.command()
+def runs(out: OutOption = Path("docpipe-out")) -> None:
+    """List the training runs of an output folder with their headline measures and what the build loop decided."""
+    from docpipe.layout import Layout
+    from docpipe.ui import console, runs_table
+
+    if not out.is_dir():
+        _fail(f"no output folder at {out}: run `docpipe build DIR --out {out}` first")
+    console.print(runs_table(Layout(out)))
 
 
 @app.command()

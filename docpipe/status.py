@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
+from docpipe.build.moves import suggestions
+from docpipe.config import DocpipeConfig
 from docpipe.contracts import DatasetReport, EvalReport, ExportResult, IngestReport, TrainResult
 from docpipe.layout import Layout
+from docpipe.loop.journal import StepRecord
+from docpipe.store import read_records
 
 
 def summarize(out: Layout) -> str:
     lines = [f"output folder: {out.root.resolve()}"]
     report_path = out.ingest_report
     if not report_path.exists():
-        return "\n".join(lines + ["ingest: not run yet"] + _dataset(out) + _runs(out) + _export(out))
+        return "\n".join(lines + ["ingest: not run yet"] + _dataset(out) + _runs(out) + _build(out) + _export(out))
     report = IngestReport.model_validate(json.loads(report_path.read_text(encoding="utf-8")))
     failed = len(report.failures)
     lines.append(
@@ -22,7 +27,7 @@ def summarize(out: Layout) -> str:
     lines += [f"  {path}: {reason}" for path, reason in list(report.failures.items())[:20]]
     if failed > 20:
         lines.append(f"  ... and {failed - 20} more in ingest_report.json")
-    return "\n".join(lines + _dataset(out) + _runs(out) + _export(out))
+    return "\n".join(lines + _dataset(out) + _runs(out) + _build(out) + _export(out))
 
 
 def _dataset(out: Layout) -> list[str]:
@@ -71,6 +76,30 @@ def _evaluation(run) -> list[str]:
             headline.append(f"{label} {e.value:.0%} ({e.low:.0%}-{e.high:.0%}, n={e.n})")
     said = f"; rephrased questions answered: {' vs '.join(headline)}" if headline else ""
     return [f"  eval: verdict {report.verdict}{said}; report: {run.eval_html}"]
+
+
+def _build(out: Layout) -> list[str]:
+    """What `docpipe build`'s loop has done: its best step, what was tried, and the move it would try next."""
+    if not out.journal_jsonl.is_file():
+        return []
+    steps = read_records(out.journal_jsonl, StepRecord)
+    standing = [s for s in steps if s.outcome in ("baseline", "kept")]
+    if not standing:
+        return [f"build: {len(steps)} steps, none finished yet; journal: {out.journal_md}"]
+    best = standing[-1]
+    tried = Counter(s.outcome for s in steps if s.move is not None)
+    lines = [
+        f"build: {len(steps)} steps; best is step {best.step} (run {best.run}, verdict {best.measures.get('verdict', '?')}): {best.headline}",
+        "  moves: " + (", ".join(f"{n} {outcome}" for outcome, n in tried.items()) or "none tried yet"),
+    ]
+    lines += [f"  step {s.step} failed: {s.move.action} = {s.move.value}: {s.error}" for s in steps if s.outcome == "failed" and s.move]
+    cfg = DocpipeConfig.model_validate(best.config)
+    done = {(s.move.action, repr(s.move.value)) for s in steps if s.move}
+    signals = best.measures.get("signals") or [best.measures.get("verdict", "")]
+    untried = [m for m in suggestions(signals, cfg) if (m.action, repr(m.value)) not in done]
+    if untried:
+        lines.append(f"  next move: {untried[0].action} = {untried[0].value} ({untried[0].why}); docpipe build continues from the journal")
+    return lines + [f"  journal: {out.journal_md}"]
 
 
 def _export(out: Layout) -> list[str]:

@@ -345,3 +345,14 @@ class JsonCache:
     def put(self, key: str, value: BaseModel | dict) -> None:
         data = value.model_dump_json() if isinstance(value, BaseModel) else json.dumps(value, ensure_ascii=False)
         atomic_write_text(self._path(key), data)
+
+
+def remove_partials(root: Path) -> int:
+    """Delete the `.partial` temp files an `atomic_file` writer left when its process was killed (kill -9 skips the
+    cleanup): a killed GGUF export leaves hundreds of MB. Called when a stage that writes such files starts. Bytes freed."""
+    freed = 0
+    for path in Path(root).rglob(".*.partial") if Path(root).is_dir() else []:
+        if path.is_file():
+            freed += path.stat().st_size
+            path.unlink(missing_ok=True)
+    return freed

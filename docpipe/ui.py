@@ -257,3 +257,79 @@ def _estimate(scores) -> str:
     e = scores.correct
     text = f"{e.value:.0%} ({e.low:.0%}-{e.high:.0%})"
     return f"[dim]{text} too few[/dim]" if e.too_small else text
+
+
+def build_summary(result, layout) -> Table:
+    """The screen after `docpipe build`: what was read and made, what the loop did, how good the model is, where it is."""
+
+    table = Table(title=f"docpipe build: {result.loop.stop_reason} after {result.seconds / 60:.1f} min")
+    table.add_column("what", style="bold")
+    table.add_column("figure")
+    if layout.ingest_report.is_file():
+        ingest = IngestReport.model_validate_json(layout.ingest_report.read_text(encoding="utf-8"))
+        failed = len(ingest.failures)
+        table.add_row(
+            "documents",
+            f"{ingest.parsed} of {ingest.files} read" + (f", [yellow]{failed} not[/yellow] (ingest_report.json)" if failed else ""),
+        )
+    data = result.loop.best.measures.get("dataset") if result.loop.best else None
+    if data:
+        table.add_row(
+            "dataset",
+            f"{data['facts']} facts, {data['wordings']} question wordings, {data['passages']} passages, {data['refusals']} refusals; "
+            f"held out {data['rephrased']} rephrased + {data['unseen']} unseen (the best step's)",
+        )
+    steps = [s for s in result.loop.steps if s.outcome != "refused"]
+    refused = len(result.loop.steps) - len(steps)
+    table.add_row("steps", f"{len(steps)} run, {sum(s.outcome == 'kept' for s in steps)} kept, {refused} moves refused")
+    for step in steps:
+        move = "baseline" if step.move is None else f"{step.move.action} = {step.move.value}"
+        table.add_row(f"  {step.step}: {move}", f"{step.outcome}: {step.headline or step.error or ''}")
+    best = result.loop.best
+    if best is not None:
+        table.add_row("best model", f"run {best.run}: {best.headline}")
+        gain = best.measures.get("gain_correct")
+        if gain and gain.get("value") is not None:
+            table.add_row(
+                "  vs base",
+                f"{100 * gain['value']:+.0f} points correct on questions in new words ({100 * gain['low']:+.0f} to {100 * gain['high']:+.0f}, n={gain['n']})",
+            )
+    if result.export is not None:
+        exported = layout.export
+        table.add_row("export", f"{'passed' if result.export.passed else '[red]FAILED[/red]'} parity; {exported.root}")
+        if result.export.modelfile:
+            table.add_row("run it", f"ollama create {result.export.name} -f {result.export.modelfile} && ollama run {result.export.name}")
+    table.add_row("journal", str(layout.journal_md))
+    return table
+
+
+def runs_table(layout) -> Table:
+    """Every finished run with its headline measures, and the build loop's decision on it."""
+    import json
+
+    decided = {}
+    if layout.journal_jsonl.is_file():
+        for line in layout.journal_jsonl.read_text(encoding="utf-8").splitlines():
+            step = json.loads(line)
+            if step.get("run"):
+                decided[step["run"]] = f"step {step['step']}: {step['outcome']}"
+    best = layout.best.read_text(encoding="utf-8").strip() if layout.best.is_file() else ""
+    table = Table(title=f"runs in {layout.root}")
+    for column in ("run", "base model", "epochs", "verdict", "new-words F1 tuned / base", "loop"):
+        table.add_column(column)
+    for run in layout.finished_runs():
+        result = json.loads(run.result.read_text(encoding="utf-8"))
+        verdict, f1 = "not evaluated", ""
+        if run.eval_report.is_file():
+            report = json.loads(run.eval_report.read_text(encoding="utf-8"))
+            verdict = report["verdict"]
+            f1 = " / ".join(_new_words_f1(report["sets"].get(label, {})) for label in ("tuned", "base"))
+        name = f"{run.id} (best)" if run.id == best else run.id
+        table.add_row(name, result["base_model"], f"{result['config']['epochs']:g}", verdict, f1, decided.get(run.id, ""))
+    return table
+
+
+def _new_words_f1(sets: dict) -> str:
+    new = [sets[name]["f1"] for name in ("rephrased", "unseen") if name in sets and sets[name]["f1"]["n"]]
+    n = sum(e["n"] for e in new)
+    return f"{sum((e['value'] or 0) * e['n'] for e in new) / n:.2f}" if n else "-"

