@@ -1,4 +1,4 @@
-"""One error family: every failure a user or the coming recovery loop sees is a `DocpipeError`
+"""One error family: every failure a user or the build loop's recovery agent sees is a `DocpipeError`
 with the stage it came from, a kind a recovery step can act on, and a hint that says what to do."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def classify(exc: BaseException, stage: str) -> DocpipeError | None:
     if isinstance(exc, DocpipeError):
         return exc
     text = str(exc)
-    if isinstance(exc, MemoryError) or "out of memory" in text.lower():
+    if isinstance(exc, MemoryError) or any(sign in text.lower() for sign in ("out of memory", "can't allocate memory")):
         return DocpipeError(
             f"out of memory: {_first_line(text)}",
             stage=stage,

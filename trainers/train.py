@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import random
 import shutil
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 from docpipe import __version__
 from docpipe.config import TrainConfig, updated
 from docpipe.contracts import StageResult, TrainResult, TrainSettings
-from docpipe.errors import DocpipeError
+from docpipe.errors import DocpipeError, ErrorKind
 from docpipe.events import EventSink, ignore
 from docpipe.runtime import hardware, pretrained
 from docpipe.runtime.hardware import Hardware
@@ -41,6 +42,21 @@ class TrainError(DocpipeError, RuntimeError):
     """Training could not produce an adapter on any backend; the message says why."""
 
     stage = STAGE
+
+
+class DivergedError(TrainError):
+    """The loss stopped being a number: a setting (most often the learning rate) is wrong, not the backend."""
+
+    kind = ErrorKind.nan_loss
+
+
+def check_finite(result: StageResult, learning_rate: float) -> None:
+    """Raise `DivergedError` when the logged training loss became NaN or infinite: the adapter would be garbage."""
+    bad = next((p for p in result.train_loss if not math.isfinite(p.loss)), None)
+    if bad is not None:
+        raise DivergedError(
+            f"{result.stage}: the training loss is {bad.loss} at step {bad.step}: lower train.learning_rate (now {learning_rate:g})"
+        )
 
 
 def fingerprint(inputs: TrainInputs, cfg: TrainConfig) -> str:
@@ -160,10 +176,11 @@ def _with_fallbacks(
         try:
             result = getattr(dispatch.load(attempt.backend), stage)(job)
             result = result.model_copy(update={"backend": f"{attempt.backend} on {attempt.device}"})
+            check_finite(result, job.options.dpo_learning_rate if stage == "dpo" else job.options.learning_rate)
             write_json(done, result)
             shutil.rmtree(job.work.checkpoints, ignore_errors=True)  # the stage is done; its adapter is kept
             return result, attempt, failures
-        except (KeyboardInterrupt, data.DatasetError):
+        except (KeyboardInterrupt, data.DatasetError, DivergedError):  # another backend would not fix these
             raise
         except Exception as exc:  # noqa: BLE001 - any backend failure moves down the chain, and is recorded
             reason = f"{attempt.backend} on {attempt.device}: {_one_line(exc)}"

@@ -134,7 +134,7 @@ def _previous(value, ladder: tuple):
 SIGNATURES = (
     FailureSignature(
         "out of memory",
-        r"out of memory|MemoryError|CUDA error: out of memory",
+        r"out of memory|MemoryError|can't allocate memory",  # CUDA's and torch's CPU allocator's words
         (
             Move(action="batch_size", value=2, why="smaller batches need less memory"),
             Move(action="max_seq_tokens", value=512, why="shorter sequences need less memory"),
