@@ -109,10 +109,10 @@ def generate_candidates(
     stats: Counter = Counter()
     errors: list[str] = []
     _write_pairs(trial, llm, cfg, llm_cfg, sources, store, results, stats, errors, on_chunk)
-    if llm is not None and rest:
+    if llm is not None and trial:  # reported even when the trial was every chunk: the card says how the model did
         rate, baseline = _acceptance(trial, results, sources, cfg), _extractive_acceptance(trial, sources, cfg)
         stats["model trial acceptance %"], stats["extractive trial acceptance %"] = round(100 * rate), round(100 * baseline)
-        if rate < baseline - cfg.model_trial_margin:
+        if rest and rate < baseline - cfg.model_trial_margin:
             stats["model dropped after trial"] = 1
             llm = None
     _write_pairs(rest, llm, cfg, llm_cfg, sources, store, results, stats, errors, on_chunk)

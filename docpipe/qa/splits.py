@@ -135,8 +135,12 @@ def split_by_question(
         if fact in held_facts:
             split.unseen += [(pair, fact) for pair in members]
             continue
+        asked_already: set[str] = set()  # two pairs of one fact can word a question alike: each wording is trained once
         for pair in members:
-            questions = wordings(pair, phrasings + 1, reword)
+            questions = [q for q in wordings(pair, phrasings + 1, reword) if q.casefold() not in asked_already]
+            asked_already.update(q.casefold() for q in questions)
+            if not questions:
+                continue
             hold = len(questions) > 1 and len(split.rephrased) < max_rephrased
             trained = questions[:-1] if hold else questions[:phrasings]
             split.train += [(asked(pair, q), fact) for q in trained]

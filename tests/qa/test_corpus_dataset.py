@@ -9,7 +9,7 @@ import pytest
 
 from docpipe.config import DocpipeConfig
 from docpipe.contracts import Document
-from docpipe.runtime.citation import content_words, support
+from docpipe.runtime.citation import support
 from docpipe.store import iter_jsonl
 from tests.stages import generate_dataset
 
@@ -27,9 +27,10 @@ def corpus_dataset(ingested_corpus, tmp_path_factory):
 def test_every_accepted_citation_is_in_the_ingested_document(corpus_dataset):
     report, out = corpus_dataset
     docs = {d["sha256"][:16]: Document.model_validate(d) for d in iter_jsonl(out / "documents.jsonl")}
-    records = [r for name in ("train", "eval") for r in iter_jsonl(out / "dataset" / f"{name}.jsonl")]
-    assert len(records) == report.funnel["dedup"] >= 500
-    for record in records:
+    records = [r for name in ("train", "eval") for r in iter_jsonl(out / "dataset" / f"{name}.jsonl") if r["kind"] != "refusal"]
+    facts = {r["fact_id"] for r in records if r["kind"] == "qa"}
+    assert len(facts) == report.facts >= 500 and report.funnel["dedup"] >= report.facts
+    for record in records:  # every wording of every fact, and every rehearsed passage
         c = record["citation"]
         doc = docs[c["doc_id"]]
         assert doc.text[c["start"] : c["end"]] == c["quote"] and doc.path == c["path"]
@@ -45,14 +46,17 @@ def test_every_document_with_text_is_covered(corpus_dataset):
     assert report.chunks_covered / report.chunks_with_content >= 0.9
 
 
-def test_no_question_is_repeated_and_splits_do_not_share_chunks(corpus_dataset):
-    _, out = corpus_dataset
-    train = list(iter_jsonl(out / "dataset" / "train.jsonl"))
+def test_no_question_is_repeated_and_held_out_facts_are_never_trained(corpus_dataset):
+    report, out = corpus_dataset
+    train = [r for r in iter_jsonl(out / "dataset" / "train.jsonl") if r["kind"] == "qa"]
     held = list(iter_jsonl(out / "dataset" / "eval.jsonl"))
-    questions = [" ".join(sorted(content_words(r["question"]))) + r["answer"] for r in train + held]
+    questions = [r["question"] + r["answer"] for r in train + held]
     assert len(set(questions)) == len(questions)
-    assert not {r["chunk_id"] for r in train} & {r["chunk_id"] for r in held}
-    assert 0.08 <= len(held) / (len(train) + len(held)) <= 0.3
+    assert not {r["fact_id"] for r in train} & {r["fact_id"] for r in held}  # an unseen fact is never asked in training
+    assert {r["chunk_id"] for r in held} <= {r["chunk_id"] for r in train}  # ... but its chunk is trained on: no content held out
+    assert 0.03 <= len({r["fact_id"] for r in held}) / report.facts <= 0.3
+    rephrased = list(iter_jsonl(out / "dataset" / "probes_paraphrase.jsonl"))
+    assert rephrased and not {p["question"] for p in rephrased} & {r["question"] for r in train}
 
 
 def test_the_card_shows_the_funnel_and_coverage(corpus_dataset):
@@ -64,5 +68,5 @@ def test_the_card_shows_the_funnel_and_coverage(corpus_dataset):
     assert (
         report.splits["probes_abstain"] >= 20
         and report.splits["probes_paraphrase"] >= 20
-        and report.splits["dpo"] == report.splits["train"]
+        and report.splits["dpo"] == report.train_kinds["qa"]
     )

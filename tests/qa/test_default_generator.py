@@ -24,7 +24,8 @@ def packaged_model():
 def test_the_packaged_model_writes_the_trial_and_is_kept_only_if_it_matches_the_extractive_generator(packaged_model, tmp_path):
     cfg = DocpipeConfig.model_validate({"generate": {"model_trial_chunks": 2, "abstention_probes": 3}, "llm": {"model": "auto"}})
     llm = open_llm(cfg.llm, cache_dir=tmp_path / "cache")
-    report = generate_dataset(_out(tmp_path, DOCS[:2]), cfg, llm=llm)
+    report = generate_dataset(_out(tmp_path, DOCS[:3]), cfg, llm=llm)
+    assert report.chunks_with_content > cfg.generate.model_trial_chunks  # chunks left after the trial, for the model or not
     agent = report.llm.agent
     assert agent["model calls"] >= 2  # the trial chunks went to the packaged model, not to a fake
     model, extractive = agent["model trial acceptance %"], agent["extractive trial acceptance %"]
@@ -33,4 +34,4 @@ def test_the_packaged_model_writes_the_trial_and_is_kept_only_if_it_matches_the_
     if dropped:  # the rest went to the rules at once: no model call after the trial
         assert agent["chunks by heuristic"] >= 1 and not report.llm.trusted
     train = [r for r in iter_jsonl(tmp_path / "dataset" / "train.jsonl") if r["kind"] == "qa"]
-    assert train and report.documents_covered == report.documents_with_text == 2
+    assert train and report.documents_covered == report.documents_with_text == 3

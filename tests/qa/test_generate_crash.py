@@ -47,7 +47,10 @@ def _reply(body: dict, number: int) -> Scripted:
 
 def _command(out: Path, server: FakeOpenAIServer) -> list[str]:
     config = out / "config.yaml"
-    config.write_text("generate:\n  chunk_tokens: 32\n  paraphrase_probes: 4\nllm:\n  concurrency: 2\n  backoff_s: 0.05\n")
+    config.write_text(
+        # margin 1: the scripted model writes every chunk, whatever its trial says (its questions are crude on purpose)
+        "generate:\n  chunk_tokens: 32\n  paraphrase_probes: 4\n  model_trial_margin: 1.0\nllm:\n  concurrency: 2\n  backoff_s: 0.05\n"
+    )
     return [
         sys.executable,
         "-m",
@@ -127,7 +130,11 @@ def test_a_server_that_misbehaves_then_dies_mid_run_still_gives_a_complete_datas
     write_jsonl(tmp_path / "documents.jsonl", DOCS)
     cfg = DocpipeConfig.model_validate(
         {
-            "generate": {"chunk_tokens": 32, "paraphrase_probes": 0},
+            "generate": {
+                "chunk_tokens": 32,
+                "paraphrase_probes": 0,
+                "model_trial_margin": 1.0,
+            },  # the model writes on until the server dies
             "llm": {"model": "openai/fake-model", "timeout_s": 1, "backoff_s": 0.05, "max_retries": 2, "concurrency": 2},
         }
     )
@@ -139,7 +146,7 @@ def test_a_server_that_misbehaves_then_dies_mid_run_still_gives_a_complete_datas
             server._server.shutdown()
             server._server.server_close()
 
-        threading.Thread(target=kill_server_after, args=(12,), daemon=True).start()
+        threading.Thread(target=kill_server_after, args=(9,), daemon=True).start()
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         llm = open_llm(cfg.llm.model_copy(update={"api_base": server.base_url}), cache_dir=tmp_path / "cache" / "llm")
         report = generate_dataset(tmp_path, cfg, llm=llm)
@@ -147,6 +154,6 @@ def test_a_server_that_misbehaves_then_dies_mid_run_still_gives_a_complete_datas
     assert report.documents_covered == len(DOCS)  # every document still gets pairs
     assert agent.get("chunks by structured", 0) >= 1 and agent.get("chunks by heuristic", 0) >= 1
     assert usage.retries >= 3 and usage.failures >= 1
-    records = [r for name in ("train", "eval") for r in iter_jsonl(tmp_path / "dataset" / f"{name}.jsonl")]
+    records = [r for name in ("train", "eval") for r in iter_jsonl(tmp_path / "dataset" / f"{name}.jsonl") if r["kind"] != "refusal"]
     texts = {d.path: d.text for d in DOCS}
     assert all(texts[r["citation"]["path"]][r["citation"]["start"] : r["citation"]["end"]] == r["citation"]["quote"] for r in records)
