@@ -47,3 +47,17 @@ def test_targets_on_the_command_line_replace_the_default_set():
     assert _target(["f1=0.4"]) == Target(verdict_ok=False, right_document=None, abstention=None, new_words_f1=0.4)
     with pytest.raises(ValueError, match="use verdict=ok"):
         _target(["f1=high"])
+
+
+def test_the_profiler_starts_from_the_whole_recipe_and_caps_a_step_to_fit_the_budget():
+    from docpipe.build.profile import CorpusProfile, ProfilerAgent, ProfileTask
+
+    examples = CorpusProfile(
+        documents=7, failed=0, formats={"md": 7}, chars=7630, median_document_chars=1017, non_ascii_share=0.0, with_headings=0.4,
+        with_pages=0.1, chunks=24, duplicate_chunk_share=0.0, facts=111, facts_per_chunk=4.6, cores=2, gpu=None,
+    )  # fmt: skip
+    start = ProfilerAgent().run(ProfileTask(examples, 30)).value
+    assert start.chunk_tokens == 256 and start.phrasings_per_fact == 3
+    assert 9 <= start.time_budget_minutes <= 11  # 12 exposures of 111 facts at ~188 tokens/s: about 10 minutes
+    tight = ProfilerAgent().run(ProfileTask(examples, 10)).value
+    assert tight.time_budget_minutes == 4.5 and "capped" in tight.why  # 45% of the build's budget

@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from docpipe.build.profile import CorpusProfile, ProfilerAgent, ProfileTask, StartSettings, profile_corpus
-from docpipe.build.task import DocsTask, Progress, Target, _quiet
+from docpipe.build.task import DocsTask, Progress, Target, no_progress
 from docpipe.config import DocpipeConfig, updated
 from docpipe.contracts import Document, ExportResult
 from docpipe.errors import DocpipeError, ErrorKind
@@ -56,7 +56,7 @@ class BuildResult:
     seconds: float
 
 
-def run_build(source: Path, layout: Layout, cfg: DocpipeConfig, settings: BuildSettings, progress: Progress = _quiet) -> BuildResult:
+def run_build(source: Path, layout: Layout, cfg: DocpipeConfig, settings: BuildSettings, progress: Progress = no_progress) -> BuildResult:
     from docpipe.ingest import pipeline as ingest
 
     started = time.monotonic()
@@ -73,7 +73,15 @@ def run_build(source: Path, layout: Layout, cfg: DocpipeConfig, settings: BuildS
     hw = hardware.probe()
     profile = profile_corpus(docs, hw, cfg.generate.chunk_tokens)
     reasoning = _reasoning_llm(cfg, layout)
-    start = ProfilerAgent(reasoning).run(ProfileTask(profile, settings.budget_minutes)).value
+    start = (
+        ProfilerAgent(reasoning)
+        .run(
+            ProfileTask(
+                profile, settings.budget_minutes, target_exposures=cfg.train.target_exposures, wordings=cfg.generate.phrasings_per_fact
+            )
+        )
+        .value
+    )
     _write_changed(
         layout.root / "profile.json", json.dumps({"profile": profile.model_dump(), "start": start.model_dump()}, indent=2) + "\n"
     )

@@ -3,8 +3,8 @@
 The profile is measured, not guessed: documents and formats, what could not be read, sizes, the
 share of non-ASCII letters (a crude language signal), structure (headings, pages), duplicated chunk
 text, facts per chunk, and the hardware. The heuristic tier turns it into the baseline: chunk size
-from the document sizes, wordings per fact and the training time budget from the corpus size and
-the backend's measured speed, so that several steps fit the build's budget.
+from the document sizes, the knowledge recipe's wordings per fact, and the training time its
+exposures need at the backend's measured speed, capped so that a step fits the build's budget.
 """
 
 from __future__ import annotations
@@ -82,8 +82,12 @@ class StartSettings(BaseModel):
 class ProfileTask:
     profile: CorpusProfile
     budget_minutes: float  # the whole build's
-    tokens_per_fact: float = 45.0  # one wording of one fact as a training example, system prompt included (measured on examples/docs)
+    # Training tokens per fact per exposure, its share of the rehearsal and refusal examples and the system prompt
+    # included: 26,737 tokens per epoch for the 111 facts of examples/docs at 2.86 wordings each.
+    tokens_per_fact: float = 84.0
     tokens_per_s: float = 188.0  # the backend's measured training speed (trainers.exposures.TOKENS_PER_S)
+    target_exposures: int = 12  # train.target_exposures
+    wordings: int = 3  # the knowledge recipe's (generate.phrasings_per_fact)
 
 
 class ProfilerAgent(BaseAgent[ProfileTask, StartSettings]):
@@ -99,14 +103,16 @@ class ProfilerAgent(BaseAgent[ProfileTask, StartSettings]):
     def heuristic(self, task: ProfileTask) -> StartSettings:
         p = task.profile
         chunk_tokens = 256 if p.median_document_chars < 1500 else 384  # short documents: smaller chunks keep facts apart
-        # A step's training gets a quarter of the build, so a baseline and a move or two fit the budget with their evals.
-        train_minutes = max(2.0, round(task.budget_minutes / 4, 1))
-        # As many wordings as one step affords for 12 exposures per fact, between 2 and 3.
-        affordable = train_minutes * 60 * task.tokens_per_s / max(p.facts * task.tokens_per_fact * 12, 1)
-        phrasings = 3 if affordable >= 3 else 2
+        # The baseline is the whole knowledge recipe, trained for its exposures when the budget allows: on examples/docs
+        # it makes a better model than two steps of half the training each (scripts/bench_build.py). A step may take up
+        # to 45% of the budget, so that its eval and the export fit; what is left buys the loop's moves.
+        needed = p.facts * task.tokens_per_fact * task.target_exposures / task.tokens_per_s / 60
+        cap = 0.45 * task.budget_minutes
+        train_minutes = round(max(2.0, min(needed, cap)), 1)
         why = (
             f"{p.documents} documents, {p.facts} facts in {p.chunks} chunks; median document {p.median_document_chars} characters "
-            f"-> chunks of {chunk_tokens} tokens; a quarter of the {task.budget_minutes:g}-minute budget ({train_minutes:g} min) per "
-            f"training step at ~{task.tokens_per_s:g} tokens/s -> {phrasings} wordings per fact"
+            f"-> chunks of {chunk_tokens} tokens; {task.wordings} wordings per fact; {task.target_exposures} exposures per fact "
+            f"need about {needed:.1f} min at ~{task.tokens_per_s:g} tokens/s -> {train_minutes:g} min of training per step"
+            + (f" (capped at 45% of the {task.budget_minutes:g}-minute budget)" if needed > cap else "")
         )
-        return StartSettings(chunk_tokens=chunk_tokens, phrasings_per_fact=phrasings, time_budget_minutes=train_minutes, why=why)
+        return StartSettings(chunk_tokens=chunk_tokens, phrasings_per_fact=task.wordings, time_budget_minutes=train_minutes, why=why)

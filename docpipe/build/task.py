@@ -29,7 +29,8 @@ Progress = Callable[[str], AbstractContextManager[EventSink]]
 
 
 @contextlib.contextmanager
-def _quiet(stage: str):
+def no_progress(stage: str):
+    """A `Progress` that draws nothing: the default for callers without a screen (tests, benchmarks)."""
     yield ignore
 
 
@@ -85,7 +86,7 @@ class DocsTask:
         target: Target,
         hardware: Hardware,
         base_models: tuple[str, ...],
-        progress: Progress = _quiet,
+        progress: Progress = no_progress,
         llm_client: Any = "from-config",
     ):
         self.source, self.layout, self._baseline, self.target, self.hardware = source, layout, baseline, target, hardware
