@@ -85,6 +85,15 @@ def test_each_stop_reason(tmp_path):
     assert timed.stop_reason.startswith("budget: 3 minutes")
     exhausted = Loop(ToyTask(target=1.0), journal(tmp_path / "e"), LoopSettings(max_steps=20, plateau_steps=20)).run()
     assert exhausted.stop_reason == "no untried move left"
+    steps = Loop(ToyTask(target=1.0), journal(tmp_path / "s"), LoopSettings(max_steps=2, plateau_steps=20)).run()
+    assert steps.stop_reason == "budget: 2 steps" and len(steps.steps) == 2
+
+    class PaidTask(ToyTask):  # each run calls a priced model
+        def run(self, config, step):
+            return super().run(config, step).model_copy(update={"cost_usd": 0.3})
+
+    paid = Loop(PaidTask(target=1.0), journal(tmp_path / "c"), LoopSettings(max_steps=20, plateau_steps=20, max_cost_usd=0.5)).run()
+    assert paid.stop_reason == "budget: $0.5 of LLM cost" and len(paid.steps) == 2
 
 
 def test_a_failure_is_recovered_through_the_registry_and_the_journal_says_how(tmp_path):
