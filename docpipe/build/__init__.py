@@ -73,15 +73,8 @@ def run_build(source: Path, layout: Layout, cfg: DocpipeConfig, settings: BuildS
     hw = hardware.probe()
     profile = profile_corpus(docs, hw, cfg.generate.chunk_tokens)
     reasoning = _reasoning_llm(cfg, layout)
-    start = (
-        ProfilerAgent(reasoning)
-        .run(
-            ProfileTask(
-                profile, settings.budget_minutes, target_exposures=cfg.train.target_exposures, wordings=cfg.generate.phrasings_per_fact
-            )
-        )
-        .value
-    )
+    wanted = ProfileTask(profile, settings.budget_minutes, cfg.train.target_exposures, cfg.generate.phrasings_per_fact)
+    start = ProfilerAgent(reasoning).run(wanted).value
     _write_changed(
         layout.root / "profile.json", json.dumps({"profile": profile.model_dump(), "start": start.model_dump()}, indent=2) + "\n"
     )

@@ -82,12 +82,12 @@ class StartSettings(BaseModel):
 class ProfileTask:
     profile: CorpusProfile
     budget_minutes: float  # the whole build's
+    target_exposures: int = 12  # train.target_exposures
+    wordings: int = 3  # the knowledge recipe's (generate.phrasings_per_fact)
     # Training tokens per fact per exposure, its share of the rehearsal and refusal examples and the system prompt
     # included: 26,737 tokens per epoch for the 111 facts of examples/docs at 2.86 wordings each.
     tokens_per_fact: float = 84.0
     tokens_per_s: float = 188.0  # the backend's measured training speed (trainers.exposures.TOKENS_PER_S)
-    target_exposures: int = 12  # train.target_exposures
-    wordings: int = 3  # the knowledge recipe's (generate.phrasings_per_fact)
 
 
 class ProfilerAgent(BaseAgent[ProfileTask, StartSettings]):
@@ -104,8 +104,8 @@ class ProfilerAgent(BaseAgent[ProfileTask, StartSettings]):
         p = task.profile
         chunk_tokens = 256 if p.median_document_chars < 1500 else 384  # short documents: smaller chunks keep facts apart
         # The baseline is the whole knowledge recipe, trained for its exposures when the budget allows: on examples/docs
-        # it makes a better model than two steps of half the training each (scripts/bench_build.py). A step may take up
-        # to 45% of the budget, so that its eval and the export fit; what is left buys the loop's moves.
+        # it made a better model than two steps with a quarter of the budget's training each (README, Benchmarks).
+        # A step may take up to 45% of the budget, so that its eval and the export fit; what is left buys the moves.
         needed = p.facts * task.tokens_per_fact * task.target_exposures / task.tokens_per_s / 60
         cap = 0.45 * task.budget_minutes
         train_minutes = round(max(2.0, min(needed, cap)), 1)
