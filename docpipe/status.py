@@ -9,7 +9,7 @@ from docpipe.build.moves import suggestions
 from docpipe.config import DocpipeConfig
 from docpipe.contracts import DatasetReport, EvalReport, ExportResult, IngestReport, TrainResult
 from docpipe.layout import Layout
-from docpipe.loop.journal import StepRecord
+from docpipe.loop.journal import StepRecord, best_step
 from docpipe.store import read_records
 
 
@@ -83,10 +83,9 @@ def _build(out: Layout) -> list[str]:
     if not out.journal_jsonl.is_file():
         return []
     steps = read_records(out.journal_jsonl, StepRecord)
-    standing = [s for s in steps if s.outcome in ("baseline", "kept")]
-    if not standing:
+    best = best_step(steps)
+    if best is None:
         return [f"build: {len(steps)} steps, none finished yet; journal: {out.journal_md}"]
-    best = standing[-1]
     tried = Counter(s.outcome for s in steps if s.move is not None)
     lines = [
         f"build: {len(steps)} steps; best is step {best.step} (run {best.run}, verdict {best.measures.get('verdict', '?')}): {best.headline}",

@@ -305,31 +305,29 @@ def build_summary(result, layout) -> Table:
 
 def runs_table(layout) -> Table:
     """Every finished run with its headline measures, and the build loop's decision on it."""
-    import json
+    from docpipe.build.task import headline_figures
+    from docpipe.contracts import EvalReport, TrainResult
+    from docpipe.loop.journal import StepRecord
+    from docpipe.store import read_records
 
-    decided = {}
-    if layout.journal_jsonl.is_file():
-        for line in layout.journal_jsonl.read_text(encoding="utf-8").splitlines():
-            step = json.loads(line)
-            if step.get("run"):
-                decided[step["run"]] = f"step {step['step']}: {step['outcome']}"
+    steps = read_records(layout.journal_jsonl, StepRecord) if layout.journal_jsonl.is_file() else []
+    decided = {step.run: f"step {step.step}: {step.outcome}" for step in steps if step.run}
     best = layout.best.read_text(encoding="utf-8").strip() if layout.best.is_file() else ""
     table = Table(title=f"runs in {layout.root}")
     for column in ("run", "base model", "epochs", "verdict", "new-words F1 tuned / base", "loop"):
         table.add_column(column)
     for run in layout.finished_runs():
-        result = json.loads(run.result.read_text(encoding="utf-8"))
+        result = TrainResult.model_validate_json(run.result.read_text(encoding="utf-8"))
         verdict, f1 = "not evaluated", ""
         if run.eval_report.is_file():
-            report = json.loads(run.eval_report.read_text(encoding="utf-8"))
-            verdict = report["verdict"]
-            f1 = " / ".join(_new_words_f1(report["sets"].get(label, {})) for label in ("tuned", "base"))
+            report = EvalReport.model_validate_json(run.eval_report.read_text(encoding="utf-8"))
+            figures = headline_figures(report)
+            verdict = report.verdict
+            f1 = " / ".join(_number(figures.get(f"{label}_new_words_f1")) for label in ("tuned", "base"))
         name = f"{run.id} (best)" if run.id == best else run.id
-        table.add_row(name, result["base_model"], f"{result['config']['epochs']:g}", verdict, f1, decided.get(run.id, ""))
+        table.add_row(name, result.base_model, f"{result.config.epochs:g}", verdict, f1, decided.get(run.id, ""))
     return table
 
 
-def _new_words_f1(sets: dict) -> str:
-    new = [sets[name]["f1"] for name in ("rephrased", "unseen") if name in sets and sets[name]["f1"]["n"]]
-    n = sum(e["n"] for e in new)
-    return f"{sum((e['value'] or 0) * e['n'] for e in new) / n:.2f}" if n else "-"
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"

@@ -21,7 +21,7 @@ from docpipe.errors import ErrorKind
 from docpipe.events import EventSink, StageEvent, ignore
 from docpipe.layout import Layout
 from docpipe.runtime.chat_format import trained_system_prompt
-from docpipe.runtime.hardware import installed
+from docpipe.runtime.hardware import installed, probe
 from docpipe.stage import EvalInputs, matches_fingerprint, record_fingerprint
 from docpipe.store import (
     JsonCache,
@@ -101,8 +101,9 @@ def _answerers(trained: TrainResult, layout: Layout, cfg: EvalConfig, inputs: Ev
     """The models asked, by label: base and tuned on the chosen engine, then each exported GGUF of the run and --gguf."""
     from evals import answering
 
+    gpu = probe().cuda is not None
     # auto: llama.cpp on the CPU (about twice transformers' speed there); transformers where a CUDA GPU is, or without llama.cpp
-    engine = cfg.engine if cfg.engine != "auto" else ("llama.cpp" if installed("llama_cpp") and not _cuda() else "transformers")
+    engine = cfg.engine if cfg.engine != "auto" else ("llama.cpp" if installed("llama_cpp") and not gpu else "transformers")
     if engine == "llama.cpp" and not installed("llama_cpp"):
         raise EvalError(
             "eval.engine llama.cpp needs llama-cpp-python: pip install 'docpipe[local]', or use --engine transformers",
@@ -138,20 +139,10 @@ def _answerers(trained: TrainResult, layout: Layout, cfg: EvalConfig, inputs: Ev
             if engine == "llama.cpp" and label == f"tuned-{cfg.gguf_type}":
                 continue  # the same weights as "tuned" itself: asking it again would only repeat its answers
             loaders[label] = lambda path=path: answering.LlamaCppAnswerer(path, threads=threads)
-    where = "cuda" if _cuda() else "cpu"
+    where = "cuda" if gpu else "cpu"
     return (
         f"llama.cpp on {cfg.gguf_type.upper()} GGUFs" if engine == "llama.cpp" else f"transformers (base + adapter, float32, {where})"
     ), loaders
-
-
-def _cuda() -> bool:
-    from docpipe.runtime.hardware import installed
-
-    if not installed("torch"):
-        return False
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def _eval_gguf(
@@ -182,7 +173,7 @@ def _eval_gguf(
 
 def _threads(cfg: EvalConfig) -> int:
     """What was asked, else the cores not busy: the eval is the only work then (one thread ran 2x slower here)."""
-    from docpipe.runtime.hardware import choose_threads, probe
+    from docpipe.runtime.hardware import choose_threads
 
     return choose_threads(cfg.threads, probe())
 

@@ -69,7 +69,8 @@ def run_build(source: Path, layout: Layout, cfg: DocpipeConfig, settings: BuildS
             ingest.run(inputs, cfg.ingest, events=events)
     docs = read_records(layout.documents, Document)
     if not any(d.text.strip() for d in docs):
-        raise BuildError(f"none of the {len(docs)} files under {source} has text docpipe can read (see {layout.ingest_report})")
+        found = f"none of the {len(docs)} files under {source} has" if docs else f"no file under {source} has"
+        raise BuildError(f"{found} text docpipe can read (see {layout.ingest_report}): give a folder of documents")
     hw = hardware.probe()
     profile = profile_corpus(docs, hw, cfg.generate.chunk_tokens)
     reasoning = _reasoning_llm(cfg, layout)

@@ -39,6 +39,12 @@ class StepRecord(BaseModel):
     cost_usd: float = 0.0
 
 
+def best_step(steps: list[StepRecord]) -> StepRecord | None:
+    """The step to beat: the last that stands (the baseline, or a move kept after it)."""
+    standing = [r for r in steps if r.outcome in ("baseline", "kept")]
+    return standing[-1] if standing else None
+
+
 class Journal:
     def __init__(self, jsonl: Path, markdown: Path, title: str, on_append: Callable[[StepRecord], None] | None = None):
         """`on_append` sees each step once it is written (a tracker mirroring the journal elsewhere)."""

@@ -25,7 +25,7 @@ from docpipe.errors import classify
 from docpipe.events import EventSink, StageEvent, ignore
 from docpipe.loop.actions import ActionSpace, Move, Rejected
 from docpipe.loop.agents import ErrorContext, ErrorRecoveryAgent, FailureSignature, Fix, ProposalContext, ProposerAgent, RecoveryTask
-from docpipe.loop.journal import Journal, StepRecord
+from docpipe.loop.journal import Journal, StepRecord, best_step
 from docpipe.loop.keep import paired_decision
 
 STAGE = "loop"
@@ -104,8 +104,7 @@ class Loop:
     # -- state, rebuilt from the journal on every start ------------------------------------------------
     @property
     def best(self) -> StepRecord | None:
-        kept = [r for r in self.journal.steps if r.outcome in ("baseline", "kept")]
-        return kept[-1] if kept else None
+        return best_step(self.journal.steps)
 
     def _config_of(self, record: StepRecord) -> BaseModel:
         return type(self.task.baseline()).model_validate(record.config)
