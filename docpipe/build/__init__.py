@@ -74,7 +74,9 @@ def run_build(source: Path, layout: Layout, cfg: DocpipeConfig, settings: BuildS
     hw = hardware.probe()
     profile = profile_corpus(docs, hw, cfg.generate.chunk_tokens)
     reasoning = _reasoning_llm(cfg, layout)
-    wanted = ProfileTask(profile, settings.budget_minutes, cfg.train.target_exposures, cfg.generate.phrasings_per_fact)
+    wanted = ProfileTask(
+        profile, settings.budget_minutes, cfg.train.target_exposures, cfg.generate.phrasings_per_fact, tokens_per_s=_training_speed(cfg, hw)
+    )
     start = ProfilerAgent(reasoning).run(wanted).value
     _write_changed(
         layout.root / "profile.json", json.dumps({"profile": profile.model_dump(), "start": start.model_dump()}, indent=2) + "\n"
@@ -109,6 +111,19 @@ def run_build(source: Path, layout: Layout, cfg: DocpipeConfig, settings: BuildS
         _write_changed(layout.best, result.best.run + "\n")
         exported = _export(layout, DocpipeConfig.model_validate(result.best.config), result.best.run, progress)
     return BuildResult(profile, start, result, exported, time.monotonic() - started)
+
+
+def _training_speed(cfg: DocpipeConfig, hw: hardware.Hardware) -> float:
+    """The measured tokens/s of the backend training will get here (the one the trainer plans its epochs with)."""
+    from trainers.backend import BackendUnavailable
+    from trainers.dispatch import choose
+    from trainers.exposures import TOKENS_PER_S
+
+    try:
+        choice = choose(cfg.train.backend, cfg.train.device, hw)
+    except BackendUnavailable:  # the step's training says so, and the recovery agent falls back to hf
+        return TOKENS_PER_S[("hf", "cpu")]
+    return TOKENS_PER_S.get((choice.backend, choice.device), TOKENS_PER_S[("hf", "cpu")])
 
 
 def _tracker(layout: Layout, settings: BuildSettings):

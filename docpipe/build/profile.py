@@ -87,7 +87,7 @@ class ProfileTask:
     # Training tokens per fact per exposure, its share of the rehearsal and refusal examples and the system prompt
     # included: 26,737 tokens per epoch for the 111 facts of examples/docs at 2.86 wordings each.
     tokens_per_fact: float = 84.0
-    tokens_per_s: float = 188.0  # the backend's measured training speed (trainers.exposures.TOKENS_PER_S)
+    tokens_per_s: float = 188.0  # the backend's measured training speed: hf on cpu in trainers.exposures.TOKENS_PER_S
 
 
 class ProfilerAgent(BaseAgent[ProfileTask, StartSettings]):
