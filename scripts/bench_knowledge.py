@@ -50,11 +50,6 @@ ROWS: dict[str, tuple[dict, dict]] = {  # name -> (generate settings, train sett
 GOAL = {"f1_gain": 0.15, "abstention": 0.8, "over_refusal": 0.1, "right_document": 0.9}
 
 
-def today_epochs(pairs: int) -> int:
-    """The epochs rule before issue 13: 2 for thousands of pairs, up to 5 for a few hundred."""
-    return min(5, max(2, round(2000 / max(pairs, 1))))
-
-
 def ingest(corpus: Path, work: Path) -> Path:
     from docpipe.config import IngestConfig
     from docpipe.ingest import pipeline
@@ -102,6 +97,7 @@ def run_row(name: str, documents: Path, work: Path, args) -> dict:
     from docpipe.stage import EvalInputs, GenerateInputs, TrainInputs
     from evals import pipeline as evaluation
     from trainers import train
+    from trainers.exposures import auto_epochs
 
     gen_settings, train_settings = ROWS[name]
     out = fresh(work, name, documents)
@@ -111,7 +107,7 @@ def run_row(name: str, documents: Path, work: Path, args) -> dict:
     generate_s = time.perf_counter() - tick
     settings = dict(train_settings)
     if settings.get("epochs") == "today":
-        settings["epochs"] = float(today_epochs(report.splits["train"]))
+        settings["epochs"] = float(auto_epochs(report.splits["train"]))  # the rule before issue 13
     cfg = TrainConfig(**settings, time_budget_minutes=args.budget_minutes, threads=args.threads)
     tick = time.perf_counter()
     trained = train.run(TrainInputs(layout), cfg)
